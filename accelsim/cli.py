@@ -1,0 +1,142 @@
+"""The `accelsim` command. Each subcommand parses its arguments and calls the Python API.
+
+Bad input (an AccelsimError) prints one line `error: ...` to stderr and exits with status 2;
+warnings print as one line `warning: ...`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from typing import Callable
+
+from . import __version__
+from .errors import AccelsimError
+from .report.output import FORMATS, format_table
+
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+
+
+def command(name: str, help: str):
+    """Register `add_arguments` under `name`; the decorated function runs the command."""
+
+    def register(run):
+        COMMANDS[name] = (help, run)
+        return run
+
+    return register
+
+
+def _hw_arg(p: argparse.ArgumentParser, required: bool = False, default: str | None = None) -> None:
+    p.add_argument("--hw", required=required, default=default, metavar="FILE",
+                   help="hardware config: a YAML or SCALE-Sim .cfg file, or a name in hwconfigs/"
+                        + (f" (default: {default})" if default else ""))
+
+
+def _format_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+
+
+# ----------------------------------------------------------------------------- describe
+
+
+def _describe_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("workload", help="zoo name (e.g. resnet50), graph YAML, ONNX file or SCALE-Sim CSV")
+    _hw_arg(p)
+    p.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
+    p.add_argument("--all", action="store_true", help="list every node, not only conv/linear/matmul layers")
+    _format_arg(p)
+
+
+@command("describe", "per-layer shapes, GEMM dims, MACs and parameters of a workload")
+def cmd_describe(args: argparse.Namespace) -> int:
+    from .graph.zoo import load_model
+
+    graph = load_model(args.workload)
+    df = graph.table(batch=args.batch, gemm_only=not args.all)
+    totals = {
+        "layers (conv/linear/matmul)": int((df["gemm_M"] > 0).sum()),
+        "MACs": int(df["macs"].sum()),
+        "weights": int(df["weight_elems"].sum()),
+        "biases": int(df["bias_elems"].sum()),
+    }
+    title = f"{graph.name} (batch {args.batch})"
+    if args.hw:
+        from .config import load_hw
+
+        hw = load_hw(args.hw)
+        w_bits, a_bits = hw.precision.weight_bits, hw.precision.activation_bits
+        df["weight_bytes"] = (df["weight_elems"] * w_bits + 7) // 8
+        df["ifmap_bytes"] = (df["ifmap_elems"] * a_bits + 7) // 8
+        df["ofmap_bytes"] = (df["ofmap_elems"] * a_bits + 7) // 8
+        totals["weight bytes"] = int(df["weight_bytes"].sum())
+        title += f" on {hw.name}: W{w_bits}A{a_bits}"
+    print(format_table(df, args.format, totals, title), end="")
+    return 0
+
+
+# ----------------------------------------------------------------------------- validate
+
+
+def _validate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="hardware config (YAML or SCALE-Sim .cfg)")
+
+
+@command("validate", "check a hardware config and print what it describes")
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .config import load_hw
+
+    hw = load_hw(args.file)
+    pe, p = hw.pe_array, hw.precision
+    print(
+        f"{args.file}: ok: {hw.name}: {pe.rows}x{pe.cols} {pe.dataflow}, W{p.weight_bits}A{p.activation_bits}"
+        f" acc{p.accumulator_bits} ({p.accumulator_overflow}), {hw.clock_mhz:g} MHz, {hw.tech_nm:g} nm"
+    )
+    return 0
+
+
+_ARGS = {"describe": _describe_args, "validate": _validate_args}
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="accelsim",
+        description="Simulate quantized neural networks on accelerator designs: accuracy, cycles, energy, bandwidth.",
+    )
+    parser.add_argument("--version", action="version", version=f"accelsim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_text, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _ARGS[name](p)
+        p.set_defaults(run=run)
+    return parser
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    warnings.showwarning = _one_line_warning
+    try:
+        return args.run(args)
+    except AccelsimError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Writing tables: to the terminal as text, CSV or JSON, and to files atomically."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import AccelsimError
+
+FORMATS = ("table", "csv", "json")
+
+
+def format_table(df: pd.DataFrame, fmt: str, totals: dict | None = None, title: str = "") -> str:
+    """Render a per-layer table (and its totals) as `table`, `csv` or `json` text."""
+    if fmt == "csv":
+        return df.to_csv(index=False)
+    if fmt == "json":
+        doc = {"layers": json.loads(df.to_json(orient="records")), "totals": totals or {}}
+        return json.dumps(doc, indent=2, default=_json_default)
+    text = (title + "\n") if title else ""
+    with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250):
+        text += df.to_string(index=False)
+    if totals:
+        width = max(len(k) for k in totals)
+        text += "\n\ntotals\n" + "\n".join(f"  {k:<{width}}  {_fmt(v)}" for k, v in totals.items())
+    return text + "\n"
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _json_default(value):
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def write_atomic(path: str | Path, write) -> None:
+    """Call write(tmp_path), then rename onto `path`: a failed or killed write leaves no half file."""
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        raise AccelsimError(f"{path}: directory {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_dataframe(df: pd.DataFrame, path: str | Path) -> None:
+    """Write a table as .csv or .parquet (by suffix), atomically."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".csv":
+        write_atomic(path, lambda tmp: df.to_csv(tmp, index=False))
+    elif suffix == ".parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise AccelsimError("writing .parquet needs pyarrow: pip install pyarrow (or write .csv)") from None
+        write_atomic(path, lambda tmp: df.to_parquet(tmp, index=False))
+    elif suffix == ".json":
+        write_atomic(path, lambda tmp: df.to_json(tmp, orient="records", indent=2))
+    else:
+        raise AccelsimError(f"{path}: unknown output format '{suffix}'; expected .csv, .parquet or .json")
