@@ -1,0 +1,160 @@
+"""`quantize(graph, recipe, hw, calibration) -> QGraph`: the pipeline of DESIGN.md.
+
+fold BN -> (ReLU6 -> ReLU) -> equalize -> absorb high biases -> weight quantizers -> bias
+correction -> activation ranges -> integer model. Each step is a switch of the recipe.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..config.hw import HwConfig
+from ..errors import AccelsimError, ConfigError, GraphError
+from ..graph.ir import Graph
+from .absorb import absorb_high_bias
+from .bias_correction import correct_bias
+from .equalize import equalize
+from .fold import WEIGHTED_OPS, fold_batchnorm, replace_relu6
+from .qgraph import QGraph, activation_sites, make_layer_quant, output_site
+from .quantizers import QuantParams, channel_minmax, make_qparams
+from .ranges import cross_entropy_qparams, minmax_qparams, mse_qparams
+from .recipe import Recipe, load_recipe
+from .stats import ChannelStats, propagate_stats
+
+DEFAULT_HW = "edge-npu-16x16"
+
+
+def _resolve_hw(hw: HwConfig | str | os.PathLike | None) -> HwConfig:
+    if isinstance(hw, HwConfig):
+        return hw
+    from ..config import load_hw
+
+    return load_hw(DEFAULT_HW if hw is None else hw)
+
+
+def weight_quantizer(recipe: Recipe):
+    """The per-layer weight quantizer the recipe asks for: weight array -> QuantParams.
+
+    (The slot where a power quantizer will go.)"""
+    axis = 0 if recipe.weight_granularity == "per_channel" else None
+    fit = mse_qparams if recipe.weight_range == "mse" else minmax_qparams
+
+    def fit_weight(w: np.ndarray) -> QuantParams:
+        return fit(w, recipe.weight_bits, recipe.weight_scheme, axis, signed=True)
+
+    return fit_weight
+
+
+def _as_feeds(graph: Graph, x) -> dict[str, np.ndarray] | None:
+    if x is None:
+        return None
+    if isinstance(x, Mapping):
+        return {k: np.asarray(v, np.float32) for k, v in x.items()}
+    if len(graph.inputs) != 1:
+        raise GraphError(f"graph '{graph.name}' has inputs {graph.inputs}: pass calibration as {{name: array}}")
+    return {graph.inputs[0]: np.asarray(x, np.float32)}
+
+
+def _with_weights(graph: Graph, weights: dict[str, np.ndarray]) -> Graph:
+    g = graph.copy()
+    for name, w in weights.items():
+        g[name].weight = w
+    return g
+
+
+def quantize(graph: Graph, recipe: str | os.PathLike | Mapping | Recipe = "dfq",
+             hw: HwConfig | str | os.PathLike | None = None, calibration: Any = None) -> QGraph:
+    """Quantize `graph` by `recipe` (a name, YAML file or dict) for hardware `hw`
+    (a HwConfig, a config name or file; default: the edge-npu-16x16 config).
+
+    `calibration`: input batch (array, or {input: array}) for data-driven steps
+    (empirical bias correction, min-max / MSE / cross-entropy ranges); data-free otherwise.
+    """
+    hw = _resolve_hw(hw)
+    r = load_recipe(recipe, hw)
+    if not r.quantized:
+        return QGraph(graph.copy(), r, hw_name=hw.name)
+    if not graph.has_params:
+        raise GraphError(f"graph '{graph.name}' has no weights: quantization needs a model with parameters (ONNX)")
+    feeds = _as_feeds(graph, calibration)
+    act_range = r.activation_range if r.activation_range != "auto" else ("minmax" if feeds else "bn")
+    for needs_data, field in ((act_range in ("minmax", "mse"), "activation_range"),
+                              (r.steps.bias_correction == "empirical", "steps.bias_correction"),
+                              (r.last_layer_range == "cross_entropy", "last_layer_range")):
+        if needs_data and feeds is None:
+            raise ConfigError(r.source, field, "needs calibration data (calibration=... / --calibration); "
+                              "for a data-free recipe use activation_range: bn and bias_correction: analytic")
+
+    info: dict[str, Any] = {"activation_range": act_range}
+    g = graph
+    if r.steps.fold_batchnorm:
+        g = fold_batchnorm(g)
+    if r.steps.replace_relu6:
+        g = replace_relu6(g)
+    if r.steps.equalize:
+        g, info["equalization"] = equalize(g, return_info=True)
+    if r.steps.absorb_high_bias:
+        g, info["absorbed"] = absorb_high_bias(g, return_amounts=True)
+
+    fit_weight = weight_quantizer(r)
+    weighted = [n.name for n in g.nodes if n.op in WEIGHTED_OPS and n.weight is not None]
+    wq = {name: fit_weight(g[name].weight) for name in weighted}
+    float_graph = g
+    if r.steps.bias_correction != "none":
+        w_fq = {name: wq[name].fake_quant(g[name].weight) for name in weighted}
+        g, info["bias_correction"] = correct_bias(g, w_fq, mode=r.steps.bias_correction,
+                                                  calibration=feeds, return_amounts=True)
+
+    sites, grid_of = activation_sites(g)
+    activations = _activation_qparams(g, sites, r, act_range, wq, feeds, info)
+    layers = {}
+    for name in weighted:
+        in_site = grid_of[g[name].inputs[0]]
+        layers[name] = make_layer_quant(g, name, wq[name], in_site, output_site(g, name, grid_of), activations)
+    return QGraph(g, r, layers, activations, info, hw.name, float_graph)
+
+
+def _activation_qparams(g: Graph, sites: list[str], r: Recipe, act_range: str, wq: dict[str, QuantParams],
+                        feeds: dict[str, np.ndarray] | None, info: dict) -> dict[str, QuantParams]:
+    bits, scheme = r.activation_bits, r.activation_scheme
+    values: dict[str, np.ndarray] = {}
+    if feeds is not None:
+        fq = _with_weights(g, {name: q.fake_quant(g[name].weight) for name, q in wq.items()})
+        wanted = [s for s in sites if s not in g.inputs] or sites[:1]
+        values = fq.run(feeds if len(feeds) > 1 else next(iter(feeds.values())), outputs=list(wanted))
+        values.update(feeds)
+    stats: dict[str, ChannelStats | None] = {}
+    if act_range == "bn":
+        stats = propagate_stats(g)
+    out: dict[str, QuantParams] = {}
+    fallbacks = []
+    logits = {s for s in sites if s in g.outputs and g[s].op in WEIGHTED_OPS}
+    for site in sites:
+        node = g[site]
+        if r.last_layer_range == "cross_entropy" and site in logits:
+            out[site] = cross_entropy_qparams(values[site], bits, scheme)
+            continue
+        if node.op == "input" and r.input_range is not None:
+            out[site] = make_qparams(*r.input_range, bits, scheme)
+            continue
+        if act_range == "bn":
+            st = stats.get(site)
+            if st is not None:
+                lo_c, hi_c = st.range(r.bn_range_n)
+                out[site] = make_qparams(lo_c.min(), hi_c.max(), bits, scheme)
+                continue
+            if site not in values:
+                raise AccelsimError(
+                    f"layer '{site}' ({node.op}): no BN statistics reach it, so a data-free (bn) activation range "
+                    "cannot be set; give calibration data or use activation_range: minmax")
+            fallbacks.append(site)
+        if act_range == "mse":
+            out[site] = mse_qparams(values[site], bits, scheme)
+        else:
+            lo, hi = channel_minmax(values[site], None)
+            out[site] = make_qparams(lo, hi, bits, scheme)
+    if fallbacks:
+        info["range_fallback_minmax"] = fallbacks
+    return out

@@ -1,0 +1,301 @@
+"""The quantized model: integer weights and biases, scales, zero-points, requantization, and
+the fake-quant numpy reference `QGraph.run`.
+
+Where activations are quantized (*sites*), as an accelerator does it:
+  - the graph input;
+  - the output of every op that computes new values (conv, linear, matmul, add, concat,
+    avg pools, an unfolded batchnorm, softmax, ...), except that a relu / relu6 that is the
+    only consumer of such an op is fused into it: conv -> relu is one quantized output;
+  - a relu6 on an already quantized tensor (its clip at 6 may fall off the grid).
+Max pooling, flatten, reshape, transpose, identity, and relu on a quantized tensor keep
+values on their input's grid, so they are not sites.
+
+Per conv/linear layer the integer model stores what bit-exact execution needs: integer
+weights and their scale(s)/zero-point(s), the input and output activation scale/zero-point,
+the int32 bias round(b / (s_w s_x)), and the requantization M = s_w s_x / s_y as an integer
+multiplier and right shift: M ~= multiplier * 2^-shift with multiplier in [2^30, 2^31).
+The fake-quant run uses the dequantized weights and the dequantized int32 bias, so it is the
+float image of that integer model.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import GraphError
+from ..graph.ir import Graph
+from ..graph.run import run_node
+from .quantizers import QuantParams
+
+FUSABLE = ("relu", "relu6")
+KEEPS_GRID = ("maxpool", "flatten", "reshape", "transpose", "identity")
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def activation_sites(graph: Graph) -> tuple[list[str], dict[str, str | None]]:
+    """(sites in order, grid_of): grid_of[t] is the site whose grid tensor t lies on, None
+    for a conv/add/... output that is quantized after its fused activation."""
+    outputs = set(graph.outputs)
+    sites: list[str] = []
+    grid_of: dict[str, str | None] = {}
+    for node in graph.nodes:
+        src = grid_of.get(node.inputs[0]) if node.inputs else None
+        if node.op == "input":
+            grid = node.name
+        elif node.op in KEEPS_GRID or (node.op == "relu" and src is not None):
+            grid = src
+        elif node.op in FUSABLE:
+            grid = node.name  # fused with a pending producer, or a relu6 that re-quantizes
+        else:
+            consumers = graph.consumers(node.name)
+            fused = len(consumers) == 1 and consumers[0].op in FUSABLE and node.name not in outputs
+            grid = None if fused else node.name
+        if grid == node.name:
+            sites.append(node.name)
+        grid_of[node.name] = grid
+    return sites, grid_of
+
+
+def output_site(graph: Graph, name: str, grid_of: Mapping[str, str | None]) -> str:
+    """The site where layer `name`'s output is quantized (itself or its fused activation)."""
+    if grid_of[name] is not None:
+        return grid_of[name]
+    return graph.consumers(name)[0].name
+
+
+def quantize_multiplier(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Real multipliers m > 0 as (multiplier int64 in [2^30, 2^31), shift): m ~= multiplier * 2^-shift."""
+    m = np.atleast_1d(np.asarray(m, np.float64))
+    mult = np.zeros(m.shape, np.int64)
+    shift = np.zeros(m.shape, np.int64)
+    for i, v in enumerate(m):
+        if v <= 0:
+            continue
+        frac, exp = math.frexp(float(v))  # v = frac * 2^exp, frac in [0.5, 1)
+        q = round(frac * 2**31)
+        if q == 2**31:
+            q //= 2
+            exp += 1
+        mult[i], shift[i] = q, 31 - exp
+    return mult, shift
+
+
+@dataclass(eq=False)
+class LayerQuant:
+    """One conv/linear layer of the integer model."""
+
+    name: str
+    op: str
+    weight_q: QuantParams
+    weight_int: np.ndarray
+    bias_int32: np.ndarray
+    input_site: str
+    output_site: str
+    input_q: QuantParams
+    output_q: QuantParams
+    requant_multiplier: np.ndarray
+    requant_shift: np.ndarray
+    fused_activation: str | None = None
+
+    @property
+    def weight_dequant(self) -> np.ndarray:
+        return self.weight_q.dequantize(self.weight_int)
+
+    @property
+    def bias_dequant(self) -> np.ndarray:
+        s = self.weight_q.scale * float(self.input_q.scale)
+        return (self.bias_int32 * s).astype(np.float32)
+
+
+def make_layer_quant(graph: Graph, name: str, weight_q: QuantParams, input_site: str, out_site: str,
+                     activations: Mapping[str, QuantParams]) -> LayerQuant:
+    node = graph[name]
+    in_q, out_q = activations[input_site], activations[out_site]
+    w_int = weight_q.quantize(node.weight)
+    s_acc = weight_q.scale * float(in_q.scale)  # scale of the int32 accumulator, per channel or scalar
+    bias = node.bias if node.bias is not None and node.attrs.get("bias", True) else np.zeros(node.weight.shape[0])
+    b_int = np.clip(np.rint(np.asarray(bias, np.float64) / s_acc), INT32_MIN, INT32_MAX).astype(np.int64)
+    mult, shift = quantize_multiplier(np.broadcast_to(s_acc / float(out_q.scale), (node.weight.shape[0],)))
+    fused = graph[out_site].op if out_site != name else None
+    return LayerQuant(name, node.op, weight_q, w_int, b_int, input_site, out_site, in_q, out_q, mult, shift, fused)
+
+
+@dataclass(eq=False)
+class QGraph:
+    """A quantized model.
+
+    `graph`: the float graph the integers were made from (folded, equalized, absorbed, and with
+    bias-corrected biases, which are meant for the quantized weights); `float_graph`: the same
+    before bias correction, i.e. the FP32 model the quantized one approximates; `layers`: the
+    integer conv/linear layers; `activations`: the quantizer of every activation site;
+    `info`: what each step did.
+    """
+
+    graph: Graph
+    recipe: Any
+    layers: dict[str, LayerQuant] = field(default_factory=dict)
+    activations: dict[str, QuantParams] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    hw_name: str | None = None
+    float_graph: Graph | None = None
+
+    def __post_init__(self) -> None:
+        if self.float_graph is None:
+            self.float_graph = self.graph
+        self._fq = self.graph.copy()
+        for name, lq in self.layers.items():
+            node = self._fq[name]
+            node.weight = lq.weight_dequant
+            node.bias = lq.bias_dequant
+            node.attrs = {**node.attrs, "bias": True}
+
+    @property
+    def name(self) -> str:
+        return self.graph.name
+
+    @property
+    def fake_quant_graph(self) -> Graph:
+        """The graph with dequantized weights and biases (activations in float)."""
+        return self._fq
+
+    def __repr__(self) -> str:
+        label = getattr(self.recipe, "label", str(self.recipe))
+        return f"QGraph({self.graph.name!r}, {label}, {len(self.layers)} layers, {len(self.activations)} activation sites)"
+
+    # ------------------------------------------------------------------ fake-quant reference
+    def run(self, x, batch_size: int | None = None):
+        """Fake-quant numpy reference: dequantized weights, activations quantized-dequantized at every site."""
+        if not self.activations:
+            return self._fq.run(x, batch_size=batch_size)
+        g = self._fq
+        feeds = x if isinstance(x, Mapping) else {g.inputs[0]: x} if len(g.inputs) == 1 else None
+        if feeds is None:
+            raise GraphError(f"graph '{g.name}' has inputs {g.inputs}: pass a dict {{name: array}}")
+        n = len(next(iter(feeds.values())))
+        chunk = int(batch_size or 256)
+        parts = [self._run_once({k: np.asarray(v[s:s + chunk], np.float32) for k, v in feeds.items()})
+                 for s in range(0, n, chunk)]
+        merged = {k: np.concatenate([p[k] for p in parts]) for k in g.outputs}
+        return merged[g.outputs[0]] if len(g.outputs) == 1 else merged
+
+    def _run_once(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        g = self._fq
+        g.shapes(len(next(iter(feeds.values()))))
+        last_use: dict[str, int] = {}
+        for idx, node in enumerate(g.nodes):
+            for inp in node.inputs:
+                last_use[inp] = idx
+        keep = set(g.outputs)
+        values: dict[str, np.ndarray] = {}
+        for idx, node in enumerate(g.nodes):
+            v = feeds[node.name] if node.op == "input" else run_node(node, [values[i] for i in node.inputs])
+            q = self.activations.get(node.name)
+            values[node.name] = q.fake_quant(v) if q is not None else v
+            for inp in set(node.inputs):
+                if last_use.get(inp) == idx and inp not in keep:
+                    del values[inp]
+        return {k: values[k] for k in g.outputs}
+
+    # ------------------------------------------------------------------ reporting
+    def table(self):
+        """Per-layer pandas DataFrame: weight ranges, scales, zero-points, activation ranges."""
+        import pandas as pd
+
+        eq = self.info.get("equalization")
+        cle_scale = {}
+        if eq is not None:
+            for (a, b), s in eq.scales.items():
+                cle_scale.setdefault(a, s)
+        rows = []
+        for name, lq in self.layers.items():
+            w = self.graph[name].weight
+            wq = lq.weight_q
+            rows.append({
+                "layer": name,
+                "op": lq.op + (f"+{lq.fused_activation}" if lq.fused_activation else ""),
+                "w_min": float(w.min()),
+                "w_max": float(w.max()),
+                "w_bits": wq.bits,
+                "w_scale": float(np.max(wq.scale)) if wq.per_channel else float(wq.scale),
+                "w_scale_ratio": float(np.max(wq.scale) / np.min(wq.scale)) if wq.per_channel else 1.0,
+                "w_zero_point": int(np.max(np.abs(wq.zero_point))),
+                "in_scale": float(lq.input_q.scale),
+                "out_lo": float(lq.output_q.range_lo),
+                "out_hi": float(lq.output_q.range_hi),
+                "out_scale": float(lq.output_q.scale),
+                "out_zero_point": int(lq.output_q.zero_point),
+                "cle_s_min": float(cle_scale[name].min()) if name in cle_scale else float("nan"),
+                "cle_s_max": float(cle_scale[name].max()) if name in cle_scale else float("nan"),
+            })
+        return pd.DataFrame(rows)
+
+    def activation_table(self):
+        import pandas as pd
+
+        return pd.DataFrame([
+            {"site": s, "op": self.graph[s].op, "bits": q.bits, "lo": float(q.range_lo), "hi": float(q.range_hi),
+             "scale": float(q.scale), "zero_point": int(q.zero_point), "qmin": q.qmin, "qmax": q.qmax}
+            for s, q in self.activations.items()
+        ])
+
+    # ------------------------------------------------------------------ saving
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array of the integer model, keyed `layer/<name>/<what>`, `act/<site>/<what>`, `cle/<A>-><B>`."""
+        out: dict[str, np.ndarray] = {}
+        for name, lq in self.layers.items():
+            p = f"layer/{name}/"
+            dtype = np.result_type(np.min_scalar_type(lq.weight_q.qmin), np.min_scalar_type(lq.weight_q.qmax))
+            out[p + "weight_int"] = lq.weight_int.astype(dtype)
+            out[p + "weight_scale"] = np.asarray(lq.weight_q.scale)
+            out[p + "weight_zero_point"] = np.asarray(lq.weight_q.zero_point)
+            out[p + "bias_int32"] = lq.bias_int32.astype(np.int32)
+            out[p + "input_scale"] = np.asarray(lq.input_q.scale)
+            out[p + "input_zero_point"] = np.asarray(lq.input_q.zero_point)
+            out[p + "output_scale"] = np.asarray(lq.output_q.scale)
+            out[p + "output_zero_point"] = np.asarray(lq.output_q.zero_point)
+            out[p + "requant_multiplier"] = lq.requant_multiplier.astype(np.int32)
+            out[p + "requant_shift"] = lq.requant_shift.astype(np.int32)
+        for site, q in self.activations.items():
+            out[f"act/{site}/scale"] = np.asarray(q.scale)
+            out[f"act/{site}/zero_point"] = np.asarray(q.zero_point)
+        eq = self.info.get("equalization")
+        if eq is not None:
+            for (a, b), s in eq.scales.items():
+                out[f"cle/{a}->{b}"] = s
+        return out
+
+    def metadata(self) -> dict[str, Any]:
+        """JSON-ready description: recipe, hardware, graph structure, per-layer and per-site quantizers."""
+        from ..graph.yaml_io import graph_to_dict
+
+        eq = self.info.get("equalization")
+        return {
+            "format": "accelsim-qgraph-1",
+            "graph": graph_to_dict(self.graph),
+            "hw": self.hw_name,
+            "recipe": self.recipe.to_dict() if hasattr(self.recipe, "to_dict") else str(self.recipe),
+            "layers": {
+                name: {"op": lq.op, "fused_activation": lq.fused_activation, "input_site": lq.input_site,
+                       "output_site": lq.output_site, "weight": _qp_meta(lq.weight_q),
+                       "requant": "y = z_out + round(acc * multiplier / 2^shift), clamped"}
+                for name, lq in self.layers.items()
+            },
+            "activations": {s: _qp_meta(q) for s, q in self.activations.items()},
+            "equalization": None if eq is None else {
+                "iterations": eq.iterations, "converged": eq.converged,
+                "sets": [[[l.a, l.b, list(l.between)] for l in links] for links in eq.sets],
+                "skipped": [list(s) for s in eq.skipped],
+            },
+            "absorbed": sorted(self.info.get("absorbed", {})),
+            "bias_corrected": sorted(self.info.get("bias_correction", {})),
+        }
+
+
+def _qp_meta(q: QuantParams) -> dict[str, Any]:
+    return {"bits": q.bits, "scheme": q.scheme, "qmin": q.qmin, "qmax": q.qmax,
+            "granularity": "per_channel" if q.per_channel else "per_tensor"}
+
+

@@ -1,0 +1,241 @@
+"""Quantization recipes: a named method plus overrides, checked against what the hardware runs.
+
+A recipe is a name (``dfq``), a YAML file or a dict::
+
+    method: dfq                     # fp32 | naive | per_channel | dfq | dfq_calibrated
+    weight_bits: 6                  # default: hw.precision.weight_bits
+    activation_bits: 8              # default: hw.precision.activation_bits
+    weight_scheme: symmetric        # default: hw.quantization.weight_scheme
+    activation_scheme: asymmetric   # default: hw.quantization.activation_scheme
+    weight_granularity: per_tensor  # default: hw.quantization.weight_granularity
+    weight_range: minmax            # minmax | mse
+    activation_range: bn            # bn | minmax | mse | auto (minmax with calibration data, else bn)
+    last_layer_range: same          # same | cross_entropy (logits; needs calibration data)
+    bn_range_n: 6                   # activation range beta +- n gamma
+    input_range: [-0.43, 2.82]      # optional: the graph input's known range (else N(0,1) or data)
+    steps: {fold_batchnorm: true, replace_relu6: true, equalize: true, absorb_high_bias: true,
+            bias_correction: analytic}   # analytic | empirical | none
+
+The hardware's ``quantization`` section says what its datapath supports; a recipe may ask for
+less (symmetric weights on an asymmetric datapath, per-tensor scales on a per-channel one,
+fewer bits than the datapath width) but never more.
+
+PowerQuant (``powerquant``, ``dfq+powerquant``) is a later issue: those names are rejected
+with a clear error. It will slot in as another weight quantizer chosen by ``method``
+(the pipeline asks ``weight_quantizer(recipe)`` for a per-layer quantizer).
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..config.hw import HwConfig
+from ..errors import AccelsimError, ConfigError
+from .quantizers import GRANULARITIES, MAX_BITS, MIN_BITS, SCHEMES
+
+BIAS_CORRECTION = ("analytic", "empirical", "none")
+WEIGHT_RANGES = ("minmax", "mse")
+ACTIVATION_RANGES = ("bn", "minmax", "mse", "auto")
+LAST_LAYER_RANGES = ("same", "cross_entropy")
+NOT_YET = ("powerquant", "dfq+powerquant")
+
+
+@dataclass(frozen=True)
+class Steps:
+    fold_batchnorm: bool = True
+    replace_relu6: bool = False
+    equalize: bool = False
+    absorb_high_bias: bool = False
+    bias_correction: str = "none"
+
+
+_DFQ_STEPS = Steps(replace_relu6=True, equalize=True, absorb_high_bias=True, bias_correction="analytic")
+
+#: method -> (its steps, fields it fixes, its default ranges)
+METHODS: dict[str, tuple[Steps, dict[str, Any], str]] = {
+    "fp32": (Steps(fold_batchnorm=False), {}, "auto"),
+    "naive": (Steps(), {}, "auto"),
+    "per_channel": (Steps(), {"weight_granularity": "per_channel"}, "auto"),
+    "dfq": (_DFQ_STEPS, {}, "bn"),
+    "dfq_calibrated": (replace(_DFQ_STEPS, bias_correction="empirical"), {}, "minmax"),
+}
+METHOD_HELP = {
+    "fp32": "no quantization (the FP32 reference)",
+    "naive": "fold BN, min-max weight ranges, the hardware's schemes and granularity",
+    "per_channel": "naive with per-channel weight scales",
+    "dfq": "data-free: fold BN, ReLU6->ReLU, equalize, absorb high biases, analytic bias correction, BN-based activation ranges",
+    "dfq_calibrated": "dfq with calibration data: empirical bias correction, min-max activation ranges",
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    method: str
+    weight_bits: int
+    activation_bits: int
+    weight_scheme: str
+    activation_scheme: str
+    weight_granularity: str
+    weight_range: str = "minmax"
+    activation_range: str = "auto"
+    last_layer_range: str = "same"
+    bn_range_n: float = 6.0
+    input_range: tuple[float, float] | None = None
+    steps: Steps = Steps()
+    source: str = "recipe"  # a file name, or "recipe"
+
+    @property
+    def quantized(self) -> bool:
+        return self.method != "fp32"
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} W{self.weight_bits}A{self.activation_bits}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("source")
+        if d["input_range"] is not None:
+            d["input_range"] = list(d["input_range"])
+        return d
+
+
+_FIELDS = [f for f in Recipe.__dataclass_fields__ if f != "source"]
+_STEP_FIELDS = list(Steps.__dataclass_fields__)
+
+
+def _describe(value: Any) -> str:
+    from ..config.validate import describe
+
+    return describe(value)
+
+
+def _hint(word: Any, options) -> str:
+    if not isinstance(word, str):
+        return ""
+    near = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f"; did you mean '{near[0]}'?" if near else ""
+
+
+def _choice(src: str, field: str, value: Any, options) -> str:
+    if value not in options:
+        raise ConfigError(src, field, f"expected one of {', '.join(options)}; found {_describe(value)}{_hint(value, options)}")
+    return value
+
+
+def _bits(src: str, field: str, value: Any, hw_bits: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not MIN_BITS <= value <= MAX_BITS:
+        raise ConfigError(src, field, f"expected an integer from {MIN_BITS} to {MAX_BITS}; found {_describe(value)}")
+    if value > hw_bits:
+        raise ConfigError(src, field, f"expected at most {hw_bits} (the hardware's precision.{what}); found {value}")
+    return value
+
+
+def _load_doc(recipe: str | os.PathLike | Mapping) -> tuple[dict, str]:
+    if isinstance(recipe, Mapping):
+        return dict(recipe), "recipe"
+    text = str(recipe)
+    if text in METHODS:
+        return {"method": text}, "recipe"
+    if text in NOT_YET:
+        return {"method": text}, "recipe"
+    path = Path(text)
+    if path.suffix.lower() in (".yaml", ".yml") or path.exists():
+        from ..config.load import parse_yaml, read_text
+
+        doc = parse_yaml(read_text(path), str(path))
+        if not isinstance(doc, dict):
+            raise ConfigError(str(path), None, f"expected a mapping of recipe fields; found {_describe(doc)}")
+        return doc, str(path)
+    known = list(METHODS) + list(NOT_YET)
+    raise ConfigError("recipe", "method", f"expected a recipe name ({', '.join(METHODS)}) or a YAML file; "
+                      f"found {text!r}{_hint(text, known)}")
+
+
+def load_recipe(recipe: str | os.PathLike | Mapping | Recipe, hw: HwConfig) -> Recipe:
+    """A validated Recipe: defaults from `hw`, then the method's, then the given fields."""
+    if isinstance(recipe, Recipe):
+        return recipe
+    doc, src = _load_doc(recipe)
+    for key in doc:
+        if key not in _FIELDS:
+            raise ConfigError(src, str(key), f"unknown field; expected one of {', '.join(_FIELDS)}{_hint(key, _FIELDS)}")
+    method = doc.get("method")
+    if method is None:
+        raise ConfigError(src, "method", f"missing; expected one of {', '.join(METHODS)}")
+    if method in NOT_YET:
+        raise AccelsimError(f"{src}: method: '{method}' is not implemented yet in this version "
+                            f"(PowerQuant is a later issue); available: {', '.join(METHODS)}")
+    _choice(src, "method", method, METHODS)
+    steps0, fixed, act_range = METHODS[method]
+    q = hw.quantization
+    values: dict[str, Any] = {
+        "weight_bits": hw.precision.weight_bits,
+        "activation_bits": hw.precision.activation_bits,
+        "weight_scheme": q.weight_scheme,
+        "activation_scheme": q.activation_scheme,
+        "weight_granularity": q.weight_granularity,
+        "activation_range": act_range,
+        **fixed,
+    }
+    for key, value in doc.items():
+        if key in fixed and value != fixed[key]:
+            raise ConfigError(src, key, f"method '{method}' fixes {key} to {fixed[key]!r}; found {_describe(value)}")
+        if key not in ("method", "steps"):
+            values[key] = value
+
+    hw_name = hw.name
+    values["weight_bits"] = _bits(src, "weight_bits", values["weight_bits"], hw.precision.weight_bits, "weight_bits")
+    values["activation_bits"] = _bits(src, "activation_bits", values["activation_bits"], hw.precision.activation_bits,
+                                      "activation_bits")
+    for key, hw_value in (("weight_scheme", q.weight_scheme), ("activation_scheme", q.activation_scheme)):
+        _choice(src, key, values[key], SCHEMES)
+        if values[key] == "asymmetric" and hw_value == "symmetric":
+            raise ConfigError(src, key, f"expected symmetric: the datapath of '{hw_name}' has no zero-point terms "
+                              f"(quantization.{key}: symmetric); found 'asymmetric'")
+    _choice(src, "weight_granularity", values["weight_granularity"], GRANULARITIES)
+    if values["weight_granularity"] == "per_channel" and q.weight_granularity == "per_tensor":
+        raise ConfigError(src, "weight_granularity", f"expected per_tensor: the datapath of '{hw_name}' has one "
+                          "requantization scale per layer (quantization.weight_granularity: per_tensor); found 'per_channel'")
+    _choice(src, "weight_range", values.get("weight_range", "minmax"), WEIGHT_RANGES)
+    _choice(src, "activation_range", values["activation_range"], ACTIVATION_RANGES)
+    _choice(src, "last_layer_range", values.get("last_layer_range", "same"), LAST_LAYER_RANGES)
+    n = values.get("bn_range_n", 6.0)
+    if isinstance(n, bool) or not isinstance(n, (int, float)) or not n > 0:
+        raise ConfigError(src, "bn_range_n", f"expected a positive number; found {_describe(n)}")
+    values["bn_range_n"] = float(n)
+    if values.get("input_range") is not None:
+        r = values["input_range"]
+        if (not isinstance(r, (list, tuple)) or len(r) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r) or not r[0] < r[1]):
+            raise ConfigError(src, "input_range", f"expected [lo, hi] with lo < hi; found {_describe(r)}")
+        values["input_range"] = (float(r[0]), float(r[1]))
+
+    raw_steps = doc.get("steps", {}) or {}
+    if not isinstance(raw_steps, Mapping):
+        raise ConfigError(src, "steps", f"expected a mapping of step: value; found {_describe(raw_steps)}")
+    step_values = asdict(steps0)
+    for key, value in raw_steps.items():
+        field = f"steps.{key}"
+        if key not in _STEP_FIELDS:
+            raise ConfigError(src, field, f"unknown step{_hint(key, _STEP_FIELDS)}; expected one of {', '.join(_STEP_FIELDS)}")
+        if key == "bias_correction":
+            if value is False or value is None:
+                value = "none"
+            _choice(src, field, value, BIAS_CORRECTION)
+        elif not isinstance(value, bool):
+            raise ConfigError(src, field, f"expected true or false; found {_describe(value)}")
+        step_values[key] = value
+    steps = Steps(**step_values)
+    if method == "fp32" and raw_steps:
+        raise ConfigError(src, "steps", "method fp32 quantizes nothing; it takes no steps")
+    if (steps.equalize or steps.absorb_high_bias) and not steps.fold_batchnorm:
+        # absorption reads the folded BN statistics; equalizing before folding would scale BN-less weights
+        raise ConfigError(src, "steps.fold_batchnorm", "expected true: equalize and absorb_high_bias act on folded layers")
+    return Recipe(method=method, steps=steps, source=src, **values)
+
+
+__all__ = ["METHODS", "METHOD_HELP", "Recipe", "Steps", "load_recipe"]
