@@ -13,9 +13,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-# Energy tables the cost model knows. The energy module (accelsim.cost) will own this list;
-# it is defined here until then so that config validation does not import downward.
-ENERGY_TABLES = ("horowitz45", "accelergy_aladdin40")
+# Energy tables and DRAM types are owned by the cost model's data module (a leaf: pure data,
+# no accelsim imports), so validating against it does not pull the cost model in.
+from accelsim.cost.tables import DRAM_TYPES
+from accelsim.cost.tables import TABLE_NAMES as ENERGY_TABLES
 
 DATAFLOWS = ("weight_stationary", "output_stationary", "input_stationary")
 
@@ -87,6 +88,11 @@ class QuantSupport:
     activation_scheme: str = _spec("enum", "asymmetric", choices=("symmetric", "asymmetric"))
     weight_granularity: str = _spec("enum", "per_channel", choices=("per_tensor", "per_channel"))
     power_unit: str = _spec("enum", "none", choices=("none", "lut", "newton"))  # PowerQuant
+    # where asymmetric weights' input-window sums run: an extra array column (a filter of ones:
+    # costs array cycles) or an adder tree beside the array (costs adders, no cycles)
+    zero_point_unit: str = _spec("enum", "extra_column", choices=("extra_column", "adder_tree"))
+    # power units accept one evaluation per cycle (pipelined) or one per latency (iterative)
+    power_unit_throughput: str = _spec("enum", "pipelined", choices=("pipelined", "iterative"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,6 +106,8 @@ class Memory:
     # "user": DRAM bandwidth is the limit above; "calc": stall-free, report the bandwidth
     # needed (SCALE-Sim's InterfaceBandwidth: CALC)
     interface_bandwidth: str = _spec("enum", "user", choices=("user", "calc"))
+    # DRAM energy per bit: "table" uses the energy table's own entry
+    dram_type: str = _spec("enum", "table", choices=DRAM_TYPES)
 
     @property
     def accumulator_kib(self) -> float:

@@ -12,6 +12,7 @@ import warnings
 from typing import Any
 
 from accelsim.config.hw import AccumulatorWarning, HwConfig
+from accelsim.cost.tables import OVERRIDE_KEYS
 from accelsim.errors import ConfigError
 
 TOP_LEVEL = "(top level)"
@@ -86,6 +87,8 @@ def _check_overrides(value: Any, path: str, file: str | None) -> tuple:
         if not isinstance(key, str):
             raise ConfigError(file, path, f"expected energy names (strings) as keys; "
                               f"found key {describe(key)}")
+        if key not in OVERRIDE_KEYS:
+            raise ConfigError(file, f"{path}.{key}", _unknown_key(key, list(OVERRIDE_KEYS)))
         if not (_is_number(v) and v >= 0):
             raise ConfigError(file, f"{path}.{key}", f"expected a non-negative number; "
                               f"found {describe(v)}")
