@@ -6,6 +6,7 @@ __version__ = "0.1.0"
 from .errors import AccelsimError, ConfigError, GraphError  # noqa: E402
 from .graph.ir import Graph, Node  # noqa: E402
 from .graph.zoo import load_model  # noqa: E402
+from .sim.simulate import Result, simulate  # noqa: E402
 
 
 def load_hw(path_or_name):
@@ -15,4 +16,4 @@ def load_hw(path_or_name):
     return _load_hw(path_or_name)
 
 
-__all__ = ["AccelsimError", "ConfigError", "Graph", "GraphError", "Node", "load_hw", "load_model"]
+__all__ = ["AccelsimError", "ConfigError", "Graph", "GraphError", "Node", "Result", "load_hw", "load_model", "simulate"]

@@ -98,6 +98,72 @@ def cmd_validate(args: argparse.Namespace) -> int:
 _ARGS = {"describe": _describe_args, "validate": _validate_args}
 
 
+# ----------------------------------------------------------------------------- simulate
+
+
+def _simulate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("workload", help="zoo name (e.g. resnet50), graph YAML, ONNX file or SCALE-Sim CSV")
+    _hw_arg(p, default="edge-npu-16x16")
+    p.add_argument("--timing", choices=("native", "scalesim"), default="native",
+                   help="native: the configured microarchitecture; scalesim: SCALE-Sim 3.0's cycle counts "
+                        "(default: native)")
+    p.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
+    _format_arg(p)
+    p.add_argument("--out", metavar="FILE", help="also write the per-layer table to FILE (.csv, .parquet or .json)")
+
+
+@command("simulate", "per-layer mapping (folds, utilisation) and cycles of a workload on a PE array")
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .config import load_hw
+    from .graph.zoo import load_model
+    from .report.output import write_dataframe
+    from .sim.simulate import simulate
+
+    graph = load_model(args.workload)
+    hw = load_hw(args.hw)
+    result = simulate(graph, hw, timing=args.timing, batch=args.batch)
+    s = result.summary
+    totals = {k: s[k] for k in ("layers", "total_cycles", "macs", "utilisation", "latency_ms", "inferences_per_s")}
+    pe = hw.pe_array
+    title = (f"{graph.name} (batch {args.batch}) on {hw.name}: {pe.rows}x{pe.cols} {pe.dataflow}, "
+             f"{pe.weight_preload} preload, {args.timing} timing, {hw.clock_mhz:g} MHz")
+    if args.out:
+        write_dataframe(result.layers, args.out)
+    print(format_table(result.layers, args.format, totals, title), end="")
+    return 0
+
+
+_ARGS["simulate"] = _simulate_args
+
+
+# ----------------------------------------------------------------------------- bench
+
+
+def _bench_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all); see --list")
+    p.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats")
+    p.add_argument("--out", default="reports/benchmarks.md", metavar="FILE",
+                   help="Markdown report to write (default: reports/benchmarks.md)")
+    p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+
+
+@command("bench", "run named benchmarks and write reports/benchmarks.md")
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import available, command_line, run_benchmarks
+
+    if args.list:
+        for name, b in available().items():
+            print(f"{name:<28} {b.help}")
+        return 0
+    run_benchmarks(args.names, args.quick, args.out, command_line(),
+                   progress=lambda name: print(f"running {name} ...", file=sys.stderr, flush=True))
+    print(f"wrote {args.out}")
+    return 0
+
+
+_ARGS["bench"] = _bench_args
+
+
 # ----------------------------------------------------------------------------- entry point
 
 
