@@ -1,7 +1,7 @@
 """Range setting: which [lo, hi] a quantizer covers (white paper section 3.1, DFQ section 5).
 
 - ``minmax``: the whole observed range.
-- ``mse``: grid search over a clipping factor alpha in (0, 1]; the candidate range is
+- ``mse``: grid search over a clipping factor alpha in (0, 1] (``clip_grid``); the candidate range is
   alpha * [lo, hi] (both ends shrink together, a 1-D search; the white paper's MSE searches
   qmin and qmax, which a 2-D grid would do at 100x the cost for a small gain).
 - ``bn``: beta +- n * |gamma| per channel, clipped by the activation (DFQ, n = 6).
@@ -24,6 +24,12 @@ def minmax_qparams(x: np.ndarray, bits: int, scheme: str, axis: int | None = Non
     return make_qparams(lo, hi, bits, scheme, signed=signed, narrow=narrow, axis=axis)
 
 
+def clip_grid(n_grid: int = MSE_GRID) -> np.ndarray:
+    """Clipping factors to try: n_grid linear steps in (0, 1], plus a log-spaced tail down to
+    1e-4 for heavy-tailed tensors whose best range is a tiny fraction of the min-max one."""
+    return np.unique(np.concatenate([np.geomspace(1e-4, 1.0 / n_grid, 20), np.linspace(1.0 / n_grid, 1.0, n_grid)]))
+
+
 def _subsample(x: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     flat = np.asarray(x).reshape(-1)
     if flat.size <= n:
@@ -44,7 +50,7 @@ def mse_qparams(x: np.ndarray, bits: int, scheme: str, axis: int | None = None, 
         signed = bool(np.any(lo < 0))  # one grid for the whole tensor
     best_err = np.full(len(rows), np.inf)
     best_alpha = np.ones(len(rows))
-    for alpha in np.linspace(1.0 / n_grid, 1.0, n_grid):
+    for alpha in clip_grid(n_grid):
         qp = make_qparams(alpha * lo, alpha * hi, bits, scheme, signed=signed, narrow=narrow, axis=0)
         err = np.mean((qp.fake_quant(rows) - rows) ** 2, axis=1)
         better = err < best_err
@@ -77,7 +83,7 @@ def cross_entropy_qparams(logits: np.ndarray, bits: int, scheme: str, *, n_grid:
     lo, hi = float(v.min()), float(v.max())
     p = np.exp(_log_softmax(v))
     best, best_alpha = np.inf, 1.0
-    for alpha in np.linspace(1.0 / n_grid, 1.0, n_grid):
+    for alpha in clip_grid(n_grid):
         qp = make_qparams(alpha * lo, alpha * hi, bits, scheme, narrow=narrow)
         ce = float(-(p * _log_softmax(qp.fake_quant(v))).sum(axis=-1).mean())
         if ce < best:
