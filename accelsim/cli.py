@@ -98,6 +98,46 @@ def cmd_validate(args: argparse.Namespace) -> int:
 _ARGS = {"describe": _describe_args, "validate": _validate_args}
 
 
+# ----------------------------------------------------------------------------- evaluate
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="trained model: a bundled name (e.g. tiny_resnet) or an ONNX file")
+    p.add_argument("--data", default="mnist5k", metavar="NAME|FILE.npz",
+                   help="dataset: mnist5k, digits, or an .npz file with arrays x and y (default: mnist5k)")
+    p.add_argument("--split", choices=("test", "train"), default="test", help="dataset split (default: test)")
+    p.add_argument("--batch-size", type=int, default=500, help="images per run call (default: 500)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N images")
+    _format_arg(p)
+
+
+@command("evaluate", "top-1 accuracy of a trained model on a labelled dataset (FP32 reference)")
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    import pandas as pd
+
+    from .metrics import evaluate_detailed
+
+    r = evaluate_detailed(args.model, args.data, args.split, args.batch_size, args.limit)
+    row = r.summary()
+    info = r.manifest
+    if info and r.data == info.get("dataset") and args.split == "test" and args.limit is None:
+        row["manifest_top1"] = info.get("fp32_test_top1")  # torch's figure when the model was trained
+    if args.format == "json":
+        print(json.dumps(row, indent=2))
+    elif args.format == "csv":
+        print(pd.DataFrame([row]).to_csv(index=False), end="")
+    else:
+        ref = f"; manifest (torch): {row['manifest_top1']:.4f}" if "manifest_top1" in row else ""
+        print(f"{r.model} on {r.data} ({r.split}): top-1 {r.top1:.4f} ({r.correct} / {r.total} correct), "
+              f"{r.images_per_s:,.0f} images/s{ref}")
+    return 0
+
+
+_ARGS["evaluate"] = _evaluate_args
+
+
 # ----------------------------------------------------------------------------- simulate
 
 

