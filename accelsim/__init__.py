@@ -9,6 +9,7 @@ from .graph.zoo import load_model  # noqa: E402
 from .sim.simulate import Result, simulate  # noqa: E402
 from .data import Dataset, load_dataset  # noqa: E402
 from .metrics import evaluate  # noqa: E402
+from .quant import QGraph, quantize  # noqa: E402
 
 
 def load_hw(path_or_name):
@@ -18,5 +19,5 @@ def load_hw(path_or_name):
     return _load_hw(path_or_name)
 
 
-__all__ = ["AccelsimError", "ConfigError", "Dataset", "Graph", "GraphError", "Node", "Result", "evaluate", "load_dataset", "load_hw",
-           "load_model", "simulate"]
+__all__ = ["AccelsimError", "ConfigError", "Dataset", "Graph", "GraphError", "Node", "QGraph", "Result", "evaluate", "load_dataset", "load_hw",
+           "load_model", "quantize", "simulate"]

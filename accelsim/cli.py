@@ -204,6 +204,83 @@ def cmd_bench(args: argparse.Namespace) -> int:
 _ARGS["bench"] = _bench_args
 
 
+# ----------------------------------------------------------------------------- quantize
+
+
+def _quantize_args(p: argparse.ArgumentParser) -> None:
+    from .quant.recipe import METHODS
+
+    p.add_argument("model", help="trained model: a bundled name (e.g. tiny_resnet) or an ONNX file")
+    p.add_argument("--recipe", default="dfq", metavar="NAME|FILE.yaml",
+                   help=f"recipe: {', '.join(METHODS)}, or a recipe YAML (default: dfq)")
+    _hw_arg(p, default="edge-npu-16x16")
+    p.add_argument("--weight-bits", type=int, metavar="N", help="override the recipe's weight bits")
+    p.add_argument("--activation-bits", type=int, metavar="N", help="override the recipe's activation bits")
+    p.add_argument("--input-range", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="known range of the model input (e.g. from its preprocessing)")
+    p.add_argument("--calibration", metavar="NAME|FILE.npz",
+                   help="calibration images (a dataset's train split, or an .npz with x): needed by "
+                        "dfq_calibrated and by min-max / MSE activation ranges")
+    p.add_argument("--calibration-size", type=int, default=256, metavar="N", help="calibration images (default: 256)")
+    p.add_argument("--out", metavar="FILE.npz", help="write the integer model (.npz) and its description (.json)")
+    _format_arg(p)
+
+
+@command("quantize", "quantize a trained model by a recipe (dfq, naive, ...): integer weights, scales, ranges")
+def cmd_quantize(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from .config import load_hw
+    from .graph.zoo import load_model
+    from .quant import load_recipe, quantize
+    from .report.output import write_atomic
+
+    hw = load_hw(args.hw)
+    overrides = {k: v for k, v in (("weight_bits", args.weight_bits), ("activation_bits", args.activation_bits),
+                                   ("input_range", args.input_range)) if v is not None}
+    recipe = load_recipe(args.recipe, hw, overrides)
+    calib = None
+    if args.calibration:
+        from .data import load_dataset
+
+        ds = load_dataset(args.calibration)
+        calib = np.asarray((ds.x_train if len(ds.x_train) else ds.x_test)[: args.calibration_size])
+    graph = load_model(args.model)
+    qg = quantize(graph, recipe, hw=hw, calibration=calib)
+    eq = qg.info.get("equalization")
+    totals = {
+        "recipe": f"{recipe.label}: {recipe.weight_scheme} {recipe.weight_granularity} weights, "
+                  f"{recipe.activation_scheme} activations, {qg.info.get('activation_range', '-')} activation ranges",
+        "equalization": "off" if eq is None else
+        f"{len(eq.sets)} sets, {eq.iterations} iterations{'' if eq.converged else ' (not converged)'}",
+        "absorbed layers": len(qg.info.get("absorbed", {})),
+        "bias-corrected layers": len(qg.info.get("bias_correction", {})),
+        "activation sites": len(qg.activations),
+    }
+    if args.out:
+        out = Path(args.out)
+        out = out if out.suffix == ".npz" else out.with_name(out.name + ".npz")
+        arrays, meta = qg.arrays(), qg.metadata()
+
+        def write_npz(tmp):
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **arrays)
+
+        write_atomic(out, write_npz)
+        write_atomic(out.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1) + "\n"))
+        totals["written"] = f"{out}, {out.with_suffix('.json')}"
+    print(format_table(qg.table(), args.format, totals, f"{graph.name} quantized for {hw.name}"), end="")
+    if args.format == "table":
+        print("\n" + format_table(qg.activation_table(), "table", None, "activation sites"), end="")
+    return 0
+
+
+_ARGS["quantize"] = _quantize_args
+
+
 # ----------------------------------------------------------------------------- entry point
 
 

@@ -247,8 +247,7 @@ class QGraph:
         out: dict[str, np.ndarray] = {}
         for name, lq in self.layers.items():
             p = f"layer/{name}/"
-            dtype = np.result_type(np.min_scalar_type(lq.weight_q.qmin), np.min_scalar_type(lq.weight_q.qmax))
-            out[p + "weight_int"] = lq.weight_int.astype(dtype)
+            out[p + "weight_int"] = lq.weight_int.astype(_int_dtype(lq.weight_q.qmin, lq.weight_q.qmax))
             out[p + "weight_scale"] = np.asarray(lq.weight_q.scale)
             out[p + "weight_zero_point"] = np.asarray(lq.weight_q.zero_point)
             out[p + "bias_int32"] = lq.bias_int32.astype(np.int32)
@@ -292,6 +291,15 @@ class QGraph:
             "absorbed": sorted(self.info.get("absorbed", {})),
             "bias_corrected": sorted(self.info.get("bias_correction", {})),
         }
+
+
+def _int_dtype(qmin: int, qmax: int) -> np.dtype:
+    """The smallest integer dtype holding the grid [qmin, qmax]."""
+    for dtype in ((np.int8, np.int16, np.int32) if qmin < 0 else (np.uint8, np.uint16, np.int32)):
+        info = np.iinfo(dtype)
+        if info.min <= qmin and qmax <= info.max:
+            return np.dtype(dtype)
+    return np.dtype(np.int64)
 
 
 def _qp_meta(q: QuantParams) -> dict[str, Any]:

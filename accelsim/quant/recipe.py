@@ -155,11 +155,18 @@ def _load_doc(recipe: str | os.PathLike | Mapping) -> tuple[dict, str]:
                       f"found {text!r}{_hint(text, known)}")
 
 
-def load_recipe(recipe: str | os.PathLike | Mapping | Recipe, hw: HwConfig) -> Recipe:
-    """A validated Recipe: defaults from `hw`, then the method's, then the given fields."""
+def load_recipe(recipe: str | os.PathLike | Mapping | Recipe, hw: HwConfig,
+                overrides: Mapping[str, Any] | None = None) -> Recipe:
+    """A validated Recipe: defaults from `hw`, then the method's, then the given fields, then
+    `overrides` (e.g. command-line options)."""
     if isinstance(recipe, Recipe):
-        return recipe
-    doc, src = _load_doc(recipe)
+        if not overrides:
+            return recipe
+        doc, src = {k: v for k, v in recipe.to_dict().items() if k != "steps"}, recipe.source
+        doc["steps"] = asdict(recipe.steps)
+    else:
+        doc, src = _load_doc(recipe)
+    doc.update(overrides or {})
     for key in doc:
         if key not in _FIELDS:
             raise ConfigError(src, str(key), f"unknown field; expected one of {', '.join(_FIELDS)}{_hint(key, _FIELDS)}")

@@ -1,0 +1,276 @@
+"""Recipes (parsing, defaults from the hardware, errors), quantize() and QGraph, the CLI."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import REFERENCE_DIR
+
+import accelsim
+from accelsim.cli import main
+from accelsim.config import hw_from_dict, load_hw
+from accelsim.errors import AccelsimError, ConfigError
+from accelsim.graph.builder import GraphBuilder
+from accelsim.quant import QGraph, activation_sites, load_recipe, quantize
+from accelsim.quant.qgraph import quantize_multiplier
+
+AIMET_ONNX = REFERENCE_DIR / "aimet" / "conv_dw_pw.onnx"
+
+
+@pytest.fixture(scope="module")
+def hw():
+    return load_hw("edge-npu-16x16")
+
+
+def _variant(hw, **quant):
+    d = hw.to_dict()
+    d["quantization"].update(quant)
+    return hw_from_dict(d)
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def test_named_recipes_take_defaults_from_the_hardware(hw):
+    r = load_recipe("dfq", hw)
+    assert (r.weight_bits, r.activation_bits) == (hw.precision.weight_bits, hw.precision.activation_bits)
+    assert (r.weight_scheme, r.activation_scheme, r.weight_granularity) == (
+        hw.quantization.weight_scheme, hw.quantization.activation_scheme, hw.quantization.weight_granularity)
+    assert r.steps.equalize and r.steps.absorb_high_bias and r.steps.replace_relu6
+    assert r.steps.bias_correction == "analytic" and r.activation_range == "bn"
+    small = hw_from_dict({**hw.to_dict(), "precision": {**hw.to_dict()["precision"], "weight_bits": 4}})
+    assert load_recipe("naive", small).weight_bits == 4
+    assert not load_recipe("naive", hw).steps.equalize
+    assert load_recipe("per_channel", _variant(hw, weight_granularity="per_channel")).weight_granularity == "per_channel"
+
+
+def test_recipe_dict_overrides_and_yaml(hw, tmp_path):
+    r = load_recipe({"method": "dfq", "weight_bits": 6, "weight_granularity": "per_tensor",
+                     "steps": {"equalize": False, "bias_correction": "none"}}, hw)
+    assert r.weight_bits == 6 and r.weight_granularity == "per_tensor"
+    assert not r.steps.equalize and r.steps.absorb_high_bias and r.steps.bias_correction == "none"
+    f = tmp_path / "r.yaml"
+    f.write_text("method: naive\nweight_bits: 4\nweight_range: mse\nsteps: {bias_correction: analytic}\n")
+    r = load_recipe(str(f), hw)
+    assert (r.method, r.weight_bits, r.weight_range, r.steps.bias_correction, r.source) == ("naive", 4, "mse", "analytic", str(f))
+    assert load_recipe(str(f), hw, {"weight_bits": 5}).weight_bits == 5
+
+
+@pytest.mark.parametrize("doc, field, words", [
+    ({"method": "dfq", "steps": {"equalise": True}}, "steps.equalise", "did you mean 'equalize'"),
+    ({"method": "dfqq"}, "method", "did you mean 'dfq'"),
+    ({"method": "dfq", "weight_bits": 1}, "weight_bits", "2 to 16"),
+    ({"method": "dfq", "weight_bits": 17}, "weight_bits", "2 to 16"),
+    ({"method": "dfq", "activation_bits": 8.0}, "activation_bits", "the float 8.0"),
+    ({"method": "dfq", "weight_scheme": "asymmetric"}, "weight_scheme", "no zero-point terms"),
+    ({"method": "dfq", "wieght_bits": 4}, "wieght_bits", "did you mean 'weight_bits'"),
+    ({"method": "dfq", "steps": {"bias_correction": "analytical"}}, "steps.bias_correction", "did you mean 'analytic'"),
+    ({"method": "dfq", "steps": {"equalize": "yes"}}, "steps.equalize", "true or false"),
+    ({"method": "dfq", "activation_range": "percentile"}, "activation_range", "bn, minmax, mse"),
+    ({"method": "dfq", "input_range": [1, 0]}, "input_range", "lo < hi"),
+    ({"method": "fp32", "steps": {"equalize": True}}, "steps", "takes no steps"),
+    ({"method": "dfq", "steps": {"fold_batchnorm": False}}, "steps.fold_batchnorm", "folded layers"),
+    ({"weight_bits": 8}, "method", "missing"),
+])
+def test_malformed_recipes_name_the_field(hw, doc, field, words):
+    with pytest.raises(ConfigError) as exc:
+        load_recipe(doc, hw)
+    assert exc.value.file == "recipe" and exc.value.field == field
+    assert words in str(exc.value)
+
+
+def test_recipe_cannot_ask_more_than_the_datapath(hw):
+    with pytest.raises(ConfigError, match="per_tensor"):
+        load_recipe({"method": "dfq", "weight_granularity": "per_channel"}, _variant(hw, weight_granularity="per_tensor"))
+    with pytest.raises(ConfigError, match="per_tensor") as exc:
+        load_recipe("per_channel", _variant(hw, weight_granularity="per_tensor"))
+    assert exc.value.field == "weight_granularity"
+    with pytest.raises(ConfigError, match="at most 8"):
+        load_recipe({"method": "naive", "activation_bits": 16}, hw)
+    # asking for less is fine
+    asym = _variant(hw, weight_scheme="asymmetric")
+    assert load_recipe({"method": "naive", "weight_scheme": "symmetric"}, asym).weight_scheme == "symmetric"
+    assert load_recipe({"method": "naive", "weight_scheme": "asymmetric"}, asym).weight_scheme == "asymmetric"
+
+
+@pytest.mark.parametrize("name", ["powerquant", "dfq+powerquant"])
+def test_powerquant_is_rejected_until_implemented(hw, name):
+    with pytest.raises(AccelsimError, match="not implemented yet in this version"):
+        load_recipe(name, hw)
+    with pytest.raises(AccelsimError, match="not implemented yet"):
+        load_recipe({"method": name, "weight_bits": 4}, hw)
+
+
+def test_yaml_recipe_errors_name_the_file(hw, tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("method: dfq\nsteps:\n  equalise: true\n")
+    with pytest.raises(ConfigError) as exc:
+        load_recipe(str(f), hw)
+    assert exc.value.file == str(f) and exc.value.field == "steps.equalise"
+    with pytest.raises(ConfigError, match="recipe name"):
+        load_recipe("no-such-recipe", hw)
+
+
+# ----------------------------------------------------------------------------- quantize
+
+
+def _spread_graph(seed=0, relu6=False, decades=3):
+    """conv -> BN -> relu(6) -> conv -> BN -> relu -> GAP -> linear. BN's gamma spreads the
+    folded first conv's channel ranges over three decades and the second conv's input
+    weights undo it (as training would, so every channel matters): DFQ's problem case for
+    per-tensor weights."""
+    rng = np.random.default_rng(seed)
+    c = 8
+    spread = np.logspace(-2, -2 + decades, c)[rng.permutation(c)]
+    b = GraphBuilder("spread")
+    b.input((3, 12, 12))
+    b.add("conv2d", "c1", out_channels=c, kernel=3, padding=1,
+          params={"weight": rng.normal(0, 1, (c, 3, 3, 3)).astype(np.float32), "bias": np.zeros(c, np.float32)})
+    b.add("batchnorm", "bn1", params={"gamma": spread.astype(np.float32), "beta": (spread * rng.normal(0.5, 0.5, c)).astype(np.float32),
+                                      "mean": np.zeros(c, np.float32), "var": np.full(c, 27.0, np.float32)})
+    b.add("relu6" if relu6 else "relu", "r1")
+    w2 = rng.normal(0, 0.3, (c, c, 3, 3)) / spread[None, :, None, None]
+    b.add("conv2d", "c2", out_channels=c, kernel=3, padding=1, params={"weight": w2.astype(np.float32), "bias": np.zeros(c, np.float32)})
+    b.add("batchnorm", "bn2", params={"gamma": np.ones(c, np.float32), "beta": np.zeros(c, np.float32),
+                                      "mean": np.zeros(c, np.float32), "var": np.full(c, 8.0, np.float32)})
+    b.add("relu", "r2")
+    b.add("globalavgpool", "gap")
+    b.add("flatten", "flat")
+    b.add("linear", "fc", out_features=5, params={"weight": rng.normal(0, 1, (5, c)).astype(np.float32), "bias": np.zeros(5, np.float32)})
+    return b.build(), rng.normal(size=(32, 3, 12, 12)).astype(np.float32)
+
+
+def _rel_err(a, b):
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+def test_fp32_recipe_is_the_float_model(hw):
+    g, x = _spread_graph()
+    qg = quantize(g, "fp32", hw=hw)
+    np.testing.assert_array_equal(qg.run(x), g.run(x))
+    assert qg.layers == {} and qg.activations == {}
+
+
+def test_sites_fuse_activations_and_skip_grid_keeping_ops():
+    g, _ = _spread_graph()
+    from accelsim.quant import fold_batchnorm
+
+    sites, grid_of = activation_sites(fold_batchnorm(g))
+    assert sites == ["input", "r1", "r2", "gap", "fc"]
+    assert grid_of["c1"] is None and grid_of["flat"] == "gap"
+
+
+def test_high_precision_fake_quant_approaches_fp32(hw):
+    g, x = _spread_graph(decades=0)
+    wide = hw_from_dict({**hw.to_dict(), "precision": {**hw.to_dict()["precision"], "weight_bits": 16, "activation_bits": 16}})
+    qg = quantize(g, {"method": "naive", "weight_granularity": "per_tensor"}, hw=wide, calibration=x)
+    assert _rel_err(qg.run(x), g.run(x)) < 2e-3
+    q8 = quantize(g, {"method": "naive", "weight_granularity": "per_tensor"}, hw=hw, calibration=x)
+    assert _rel_err(q8.run(x), g.run(x)) > 10 * _rel_err(qg.run(x), g.run(x))
+
+
+def test_dfq_fixes_per_tensor_quantization_of_spread_channels(hw):
+    g, x = _spread_graph()
+    y = g.run(x)
+    base = {"weight_granularity": "per_tensor", "weight_bits": 6}
+    naive = quantize(g, {"method": "naive", **base}, hw=hw)
+    dfq = quantize(g, {"method": "dfq", **base}, hw=hw)
+    per_channel = quantize(g, {"method": "naive", "weight_bits": 6, "weight_granularity": "per_channel"}, hw=hw)
+    e_naive, e_dfq, e_pc = _rel_err(naive.run(x), y), _rel_err(dfq.run(x), y), _rel_err(per_channel.run(x), y)
+    assert e_dfq < 0.2 * e_naive
+    # per-channel weight scales fix c1, but not c2's spread input channels nor the per-tensor
+    # activation range of r1; equalization fixes all three (DFQ's argument for per-tensor + CLE)
+    assert e_dfq < 0.2 * e_pc
+    assert dfq.info["equalization"].converged
+
+
+def test_integer_model_is_consistent(hw):
+    g, x = _spread_graph()
+    qg = quantize(g, {"method": "dfq", "weight_granularity": "per_tensor"}, hw=hw)
+    for name, lq in qg.layers.items():
+        w = qg.graph[name].weight
+        np.testing.assert_allclose(lq.weight_dequant, lq.weight_q.fake_quant(w), rtol=1e-6, atol=1e-7)
+        assert lq.weight_int.min() >= lq.weight_q.qmin and lq.weight_int.max() <= lq.weight_q.qmax
+        assert lq.weight_q.qmin == -lq.weight_q.qmax  # symmetric narrow weights on this hardware
+        s_acc = lq.weight_q.scale * lq.input_q.scale
+        np.testing.assert_allclose(lq.bias_dequant, qg.graph[name].bias, atol=float(np.max(s_acc)) / 2 + 1e-7)
+        m = s_acc / lq.output_q.scale
+        approx = lq.requant_multiplier * 2.0 ** -lq.requant_shift.astype(np.float64)
+        np.testing.assert_allclose(approx, np.broadcast_to(m, approx.shape), rtol=2**-30)
+        assert np.all((lq.requant_multiplier >= 2**30) & (lq.requant_multiplier < 2**31))
+    assert qg.layers["c1"].fused_activation == "relu" and qg.layers["c1"].output_site == "r1"
+    assert qg.layers["c2"].input_site == "r1"
+
+
+def test_quantize_multiplier_edges():
+    mult, shift = quantize_multiplier(np.array([1.0, 0.5, 3e-6, 0.9999999999]))
+    np.testing.assert_allclose(mult * 2.0 ** -shift.astype(float), [1.0, 0.5, 3e-6, 0.9999999999], rtol=2**-30)
+    assert np.all(mult < 2**31)
+
+
+def test_calibrated_recipes_need_data(hw):
+    g, x = _spread_graph()
+    with pytest.raises(ConfigError, match="calibration") as exc:
+        quantize(g, "dfq_calibrated", hw=hw)
+    assert exc.value.field == "activation_range"
+    qg = quantize(g, "dfq_calibrated", hw=hw, calibration=x)
+    assert qg.info["activation_range"] == "minmax" and set(qg.info["bias_correction"]) == {"c1", "c2", "fc"}
+    assert _rel_err(qg.run(x), qg.float_graph.run(x)) < 0.1
+    auto = quantize(g, "naive", hw=hw, calibration=x)
+    assert auto.info["activation_range"] == "minmax"
+    assert quantize(g, "naive", hw=hw).info["activation_range"] == "bn"
+    ce = quantize(g, {"method": "naive", "last_layer_range": "cross_entropy"}, hw=hw, calibration=x)
+    assert ce.activations["fc"].scale <= auto.activations["fc"].scale * (1 + 1e-9)
+
+
+def test_relu6_blocks_equalization_unless_replaced(hw):
+    g, x = _spread_graph(relu6=True)
+    keep = quantize(g, {"method": "dfq", "steps": {"replace_relu6": False}}, hw=hw)
+    assert keep.info["equalization"].sets == []
+    assert any("relu6" in why for _, why in keep.info["equalization"].skipped)
+    assert len(quantize(g, "dfq", hw=hw).info["equalization"].sets) == 1
+
+
+def test_quantize_does_not_modify_the_graph_and_qgraph_is_exported(hw):
+    g, x = _spread_graph()
+    before = g.run(x)
+    qg = accelsim.quantize(g, "dfq", hw=hw)
+    assert isinstance(qg, accelsim.QGraph) and isinstance(qg, QGraph)
+    np.testing.assert_array_equal(g.run(x), before)
+    assert [n.op for n in g.nodes].count("batchnorm") == 2
+
+
+def test_quantize_needs_weights(hw):
+    g = accelsim.load_model("resnet18")
+    with pytest.raises(accelsim.GraphError, match="no weights"):
+        quantize(g, "dfq", hw=hw)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_quantize_writes_integer_model(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    out = tmp_path / "q.npz"
+    assert main(["quantize", str(AIMET_ONNX), "--recipe", "dfq", "--weight-bits", "6", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "/conv1/Conv" in text and "iterations" in text and "activation sites" in text
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["recipe"]["weight_bits"] == 6 and meta["equalization"]["iterations"] == 2
+    with np.load(out) as npz:
+        w = npz["layer//conv1/Conv/weight_int"]
+        assert w.dtype == np.int8 and np.abs(w).max() <= 31
+        assert npz["layer//pw/Conv/bias_int32"].dtype == np.int32
+        assert "cle//conv1/Conv->/dw/Conv" in npz.files and "act/x/scale" in npz.files
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_cli_quantize_bad_recipe(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("method: dfq\nsteps: {equalise: true}\n")
+    assert main(["quantize", str(AIMET_ONNX), "--recipe", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "steps.equalise" in err and "did you mean 'equalize'" in err
+    assert main(["quantize", str(AIMET_ONNX), "--recipe", "powerquant"]) == 2
+    assert "not implemented yet" in capsys.readouterr().err
