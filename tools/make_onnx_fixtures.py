@@ -55,7 +55,7 @@ class ConvNet(nn.Module):
         self.short = nn.Conv2d(8, 16, 1, stride=2)
         self.relu = nn.ReLU()
         self.gconv = nn.Conv2d(16, 16, 3, padding=2, dilation=2, groups=4)
-        self.pad = nn.ZeroPad2d((0, 1, 0, 1))  # left, right, top, bottom: exported as a Pad op
+        self.pad = nn.ZeroPad2d((1, 0, 0, 2))  # left, right, top, bottom: exported as a Pad op
         self.down = nn.Conv2d(16, 24, 2, stride=2)
         self.dwm = nn.Conv2d(24, 48, 3, padding=1, groups=24)  # depth multiplier 2
         self.gap = nn.AdaptiveAvgPool2d(1)

@@ -10,7 +10,10 @@ im2col then reads channel-major memory, and elementwise ops keep that order for 
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -80,17 +83,21 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
         raise GraphError(f"conv2d: weight {weight.shape} with groups={groups} does not fit input {x.shape}")
     ho, wo = _out_hw(h, w, (kh, kw), {"stride": stride, "padding": padding, "dilation": dilation})
     xp = _pad(x, padding)
-    if groups == c == o:  # depthwise: multiply-accumulate over the kh*kw taps
-        out = np.zeros((c, n, ho, wo), dtype=F32).transpose(1, 0, 2, 3)
+    if groups == c:  # depthwise (k = O/C filters per channel): multiply-accumulate over the taps
+        k = o // c
+        wk = weight.reshape(c, k, kh, kw)
+        out = np.zeros((c, k, n, ho, wo), dtype=F32).transpose(2, 0, 1, 3, 4)  # memory order (O, N, Ho, Wo)
         tmp = np.empty_like(out)
         for i in range(kh):
             for j in range(kw):
-                np.multiply(_tap(xp, i, j, stride, dilation, ho, wo), weight[:, 0, i, j][:, None, None], out=tmp)
+                np.multiply(_tap(xp, i, j, stride, dilation, ho, wo)[:, :, None], wk[:, :, i, j][:, :, None, None], out=tmp)
                 out += tmp
+        out = out.reshape(n, o, ho, wo)
     else:
         og = o // groups
-        if (kh, kw) == (1, 1) and stride == (1, 1) and not any(padding):
-            cols = xp.transpose(1, 0, 2, 3).reshape(groups, cg, n * ho * wo)  # a view when memory is CNHW
+        if (kh, kw) == (1, 1) and not any(padding):  # pointwise: no im2col, at most a subsampling copy
+            xs = xp if stride == (1, 1) else xp[:, :, :: stride[0], :: stride[1]]
+            cols = xs.transpose(1, 0, 2, 3).reshape(groups, cg, n * ho * wo)  # a view when memory is CNHW
         else:
             win = _windows(xp, (kh, kw), stride, dilation, ho, wo)  # (N, C, Ho, Wo, kh, kw)
             cols = win.transpose(1, 4, 5, 0, 2, 3).reshape(groups, cg * kh * kw, n * ho * wo)
@@ -137,18 +144,19 @@ def layernorm_forward(x: np.ndarray, gamma, beta, eps: float = 1e-5) -> np.ndarr
     return d / np.sqrt(var + F32(eps)) * _f32(gamma) + _f32(beta)
 
 
-try:  # scipy's erf is exact to float64 rounding; the fallback below is good to ~1e-7
+def _erf_numpy(x: np.ndarray) -> np.ndarray:
+    """erf without scipy: Abramowitz & Stegun 7.1.26, |error| < 1.5e-7, in float64."""
+    x = np.asarray(x, dtype=np.float64)
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return np.sign(x) * (1.0 - poly * np.exp(-a * a))
+
+
+try:  # scipy's erf is exact to float64 rounding
     from scipy.special import erf as _erf
 except ImportError:  # pragma: no cover - exercised only without scipy
-
-    def _erf(x: np.ndarray) -> np.ndarray:
-        # Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), in float64
-        x = np.asarray(x, dtype=np.float64)
-        s = np.sign(x)
-        a = np.abs(x)
-        t = 1.0 / (1.0 + 0.3275911 * a)
-        poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-        return s * (1.0 - poly * np.exp(-a * a))
+    _erf = _erf_numpy
 
 
 def erf(x: np.ndarray) -> np.ndarray:
@@ -383,13 +391,25 @@ def _run_once(graph, feeds: dict[str, np.ndarray], keep: set[str], keep_all: boo
     return values if keep_all else {k: values[k] for k in keep}
 
 
-def run_graph(graph, x, outputs=None, return_all: bool = False, batch_size: int | None = None):
+def _blas_single_thread():
+    """Limit BLAS to one thread while chunks run in parallel threads (a no-op without threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def run_graph(graph, x, outputs=None, return_all: bool = False, batch_size: int | None = None,
+              threads: int | None = None):
     """Run `graph` in FP32 on `x` (an array for a one-input graph, else {input name: array}).
 
     Returns the output array (or {name: array} when the graph has several outputs or
     `outputs` is a list). `outputs` names the nodes to return; `return_all=True` returns
-    every node's output (for calibration). The batch is processed in chunks of
-    `batch_size` (default 256) to bound memory.
+    every node's output (for calibration). The batch is processed in chunks of at most
+    `batch_size` (default 256) to bound memory; chunks run on `threads` threads (default:
+    the CPU count) with single-threaded BLAS, which beats BLAS's own threading on the
+    small GEMMs of a chunk (numpy releases the GIL in BLAS and in most array loops).
     """
     _check_params(graph)
     feeds = _as_inputs(graph, x)
@@ -406,13 +426,21 @@ def run_graph(graph, x, outputs=None, return_all: bool = False, batch_size: int 
     chunk = int(batch_size or DEFAULT_BATCH_SIZE)
     if chunk < 1:
         raise GraphError(f"batch_size must be >= 1, found {batch_size}")
-    if n <= chunk or not _batch_separable(graph):
-        results = [_run_once(graph, feeds, set(wanted), return_all)]
+    threads = int(threads or os.cpu_count() or 1)
+    if threads < 1:
+        raise GraphError(f"threads must be >= 1, found {threads}")
+    keep = set(wanted)
+    if not _batch_separable(graph):
+        results = [_run_once(graph, feeds, keep, return_all)]
     else:
-        results = [
-            _run_once(graph, {k: v[s : s + chunk] for k, v in feeds.items()}, set(wanted), return_all)
-            for s in range(0, n, chunk)
-        ]
+        if threads > 1:  # at least one chunk per thread
+            chunk = min(chunk, max(1, -(-n // threads)))
+        parts = [{k: v[s : s + chunk] for k, v in feeds.items()} for s in range(0, n, chunk)]
+        if len(parts) == 1 or threads == 1:
+            results = [_run_once(graph, p, keep, return_all) for p in parts]
+        else:
+            with _blas_single_thread(), ThreadPoolExecutor(min(threads, len(parts))) as pool:
+                results = list(pool.map(lambda p: _run_once(graph, p, keep, return_all), parts))
     keys = list(results[0]) if return_all else wanted
     merged = {
         k: np.ascontiguousarray(results[0][k]) if len(results) == 1 else np.concatenate([r[k] for r in results])
