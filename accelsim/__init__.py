@@ -19,5 +19,19 @@ def load_hw(path_or_name):
     return _load_hw(path_or_name)
 
 
+def load_onnx(path_or_model, input_shapes=None):
+    """Import an ONNX model with its weights -> Graph (needs the `onnx` package)."""
+    from .graph.onnx_import import load_onnx as _load_onnx
+
+    return _load_onnx(path_or_model, input_shapes)
+
+
+def save_onnx(graph, path, opset=17):
+    """Write a Graph with its current weights as an ONNX file (needs the `onnx` package)."""
+    from .graph.onnx_export import save_onnx as _save_onnx
+
+    return _save_onnx(graph, path, opset)
+
+
 __all__ = ["AccelsimError", "ConfigError", "Dataset", "Graph", "GraphError", "Node", "QGraph", "Result", "evaluate", "load_dataset", "load_hw",
-           "load_model", "quantize", "simulate"]
+           "load_model", "load_onnx", "save_onnx", "quantize", "simulate"]

@@ -321,3 +321,9 @@ def test_export_rejects_shape_only_graphs_and_bad_opsets():
         to_onnx(g)
     with pytest.raises(GraphError, match="opset"):
         to_onnx(load_onnx(FILES[0]), opset=9)
+
+
+def test_top_level_api(tmp_path):
+    g = accelsim.load_onnx(FIXTURES / "poolnet_op17_fold.onnx")
+    path = accelsim.save_onnx(g, tmp_path / "p.onnx", opset=18)
+    assert [n.name for n in accelsim.load_onnx(path)] == [n.name for n in g]
