@@ -1,0 +1,121 @@
+"""The full cost run: the PE grid (``accelsim.sim.simulate``), numeric-format overheads, the
+memory hierarchy (``accelsim.sim.memory``) and energy, in one per-layer table.
+
+Cycles per layer: ``compute_cycles`` (the PE grid, as ``sim.simulate`` counts it)
++ ``zero_point_cycles`` (an extra array column for asymmetric weights)
++ ``tiling_cycles`` (extra folds of the stream tiling chosen to fit the buffers)
++ ``power_unit_cycles`` (power-function work the array cannot hide)
++ ``stall_cycles`` (waiting for DRAM) = ``total_cycles``.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from accelsim.cost.actions import count_actions
+from accelsim.cost.area import area_mm2
+from accelsim.cost.energy import ENERGY_CATEGORIES, energy_by_action, energy_costs
+from accelsim.cost.overheads import has_weights, layer_overheads, power_unit_cycles
+from accelsim.sim.mapping import map_layer
+from accelsim.sim.memory import OperandBits, layer_memory, plan_layer, simulate_dram
+from accelsim.sim.simulate import Result
+from accelsim.sim.simulate import simulate as simulate_grid
+from accelsim.sim.timing import native_cycles, scalesim_cycles, scalesim_gemm, scalesim_mapping
+
+CYCLE_COLUMNS = ["zero_point_cycles", "tiling_cycles", "power_unit_cycles", "stall_cycles"]
+MEMORY_COLUMNS = [
+    "stream_tile", "stream_tiles", "dram_tiles",
+    "dram_ifmap_bytes", "dram_filter_bytes", "dram_ofmap_bytes", "dram_psum_bytes", "dram_params_bytes",
+    "dram_bytes", "sram_ifmap_bytes", "sram_filter_bytes", "sram_ofmap_bytes", "sram_acc_bytes",
+    "reg_bytes", "avg_dram_gbps", "peak_dram_gbps",
+]
+ENERGY_COLUMNS = [f"energy_{c}_pj" for c in ENERGY_CATEGORIES] + ["energy_pj"]
+
+
+def simulate(graph, hw, timing: str = "native", batch: int = 1) -> Result:
+    """Cycles, memory traffic and stalls, and energy of every GEMM layer of ``graph`` on ``hw``.
+
+    timing: "native" (the configured microarchitecture; the memory model picks the stream
+    tiling with the fewest total cycles) or "scalesim" (SCALE-Sim 3.0's compute cycles,
+    untiled). Returns the grid's columns, then cycles, memory and energy columns."""
+    base = simulate_grid(graph, hw, timing=timing, batch=batch)
+    pe, p = hw.pe_array, hw.precision
+    costs = energy_costs(hw)
+    rows = []
+    for info, row in zip(graph.layers(batch, gemm_only=True), base.layers.to_dict("records")):
+        ov = layer_overheads(info, hw)
+        ex = ov.executed_gemm
+        bits = OperandBits(p.weight_bits if has_weights(info) else p.activation_bits,
+                           p.activation_bits, p.accumulator_bits)
+        if timing == "scalesim":
+            mapping = scalesim_mapping(scalesim_gemm(info.op, graph[info.name].attrs, info.input_shapes, ex),
+                                       pe.rows, pe.cols, pe.dataflow)
+            grid = scalesim_cycles(mapping)
+        else:
+            mapping = map_layer(ex, pe)
+            grid = native_cycles(mapping, pe.weight_preload)
+        power = power_unit_cycles(ov, grid, pe.cols)
+        if timing == "scalesim":
+            lm = layer_memory([(mapping, 1)], info.ifmap_elems, bits, grid, hw.memory, ov.param_bytes, power)
+            simulate_dram(lm, hw.memory, hw.clock_mhz)
+        else:
+            lm = plan_layer(ex, info.ifmap_elems, bits, hw, ov.param_bytes, power)
+        acts = count_actions(ov, lm, mapping.dataflow, p.accumulator_bits)
+        energy = energy_by_action(acts, costs)
+        cyc = {
+            "zero_point_cycles": grid - row["compute_cycles"],
+            "tiling_cycles": lm.compute_cycles - power - grid,
+            "power_unit_cycles": power,
+            "stall_cycles": lm.stall_cycles,
+        }
+        total = row["compute_cycles"] + sum(cyc.values())
+        assert total == lm.total_cycles, (info.name, total, lm.total_cycles)
+        dr, dw = lm.dram_read_bytes, lm.dram_write_bytes
+        sram = {b: lm.sram_read_bytes[b] + lm.sram_write_bytes[b] for b in lm.sram_read_bytes}
+        mem = {
+            "stream_tile": lm.stream_tile, "stream_tiles": lm.stream_tiles, "dram_tiles": lm.tiles,
+            "dram_ifmap_bytes": dr["ifmap"], "dram_filter_bytes": dr["filter"],
+            "dram_ofmap_bytes": dw["ofmap"], "dram_psum_bytes": dr["psum"] + dw["psum"],
+            "dram_params_bytes": dr["params"], "dram_bytes": lm.dram_bytes,
+            "sram_ifmap_bytes": sram["ifmap"], "sram_filter_bytes": sram["filter"],
+            "sram_ofmap_bytes": sram["ofmap"], "sram_acc_bytes": sram["acc"],
+            "reg_bytes": lm.reg_bits / 8, "avg_dram_gbps": lm.avg_dram_gbps,
+            "peak_dram_gbps": lm.peak_dram_gbps,
+        }
+        e = {f"energy_{k}_pj": v for k, v in energy.items()}
+        e["energy_pj"] = math.fsum(energy.values())
+        row = {**row, **cyc, "total_cycles": total,
+               "utilisation": info.macs / (pe.num_pes * total)}
+        rows.append({**row, **mem, **e})
+    columns = list(base.layers.columns) + CYCLE_COLUMNS + MEMORY_COLUMNS + ENERGY_COLUMNS
+    layers = pd.DataFrame(rows, columns=columns)
+    return Result(layers, _summary(base.summary, layers, hw, batch))
+
+
+def _summary(grid: dict, layers: pd.DataFrame, hw, batch: int) -> dict:
+    total = int(layers["total_cycles"].sum())
+    macs = int(layers["macs"].sum())
+    energy_pj = float(layers["energy_pj"].sum())
+    latency_s = total / (hw.clock_mhz * 1e6)
+    s = dict(grid)
+    s.update({
+        "total_cycles": total,
+        "compute_cycles": int(layers["compute_cycles"].sum()),
+        "stall_cycles": int(layers["stall_cycles"].sum()),
+        "overhead_cycles": int(layers[["zero_point_cycles", "tiling_cycles", "power_unit_cycles"]].sum().sum()),
+        "utilisation": macs / (hw.pe_array.num_pes * total) if total else 0.0,
+        "latency_ms": latency_s * 1e3,
+        "inferences_per_s": batch / latency_s if total else float("inf"),
+        "dram_mib": float(layers["dram_bytes"].sum()) / 2**20,
+        "avg_dram_gbps": float(layers["dram_bytes"].sum()) / latency_s / 1e9 if total else 0.0,
+        "peak_dram_gbps": float(layers["peak_dram_gbps"].max()) if len(layers) else 0.0,
+        "energy_uj_per_inference": energy_pj / batch / 1e6,
+        # 2 ops per MAC; ops / pJ = 1e12 ops/J = TOPS/W
+        "tops_per_w": 2 * macs / energy_pj if energy_pj else 0.0,
+        "avg_power_w": energy_pj * 1e-12 / latency_s if total else 0.0,
+        "area_mm2": area_mm2(hw),
+        "energy_table": hw.energy.table,
+        "tech_nm": hw.tech_nm,
+    })
+    return s

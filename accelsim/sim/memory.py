@@ -1,0 +1,483 @@
+"""The memory hierarchy: buffer residency, traffic per operand and level, and DRAM stalls.
+
+Loop order is the mapping's (see ``mapping.py`` and the kernels): per group set, col folds
+outer, row folds inner, each fold streaming T operands. That fixes how each operand is used:
+
+| role (indexed by) | ws                | os                 | is                |
+|-------------------|-------------------|--------------------|-------------------|
+| row x col (stays) | filter            | output (in PEs)    | ifmap             |
+| row x stream      | ifmap             | ifmap              | filter            |
+| col x stream      | output psums      | filter             | output psums      |
+
+- row x col: each element is used by one fold: read from DRAM once.
+- row x stream: swept once per col fold. If it fits its SRAM it is read from DRAM once;
+  otherwise half the SRAM double-buffers the stream, the other half pins the operand's
+  first bytes, and every later sweep re-reads the rest.
+- col x stream, input (os filter): the col fold's slice is reused by all row folds: pinned
+  if it fits, else re-read (same rule).
+- col x stream, output psums (ws, is): a col fold's psums accumulate over its row folds in
+  the accumulator buffer (``memory.accumulator_kib``). What does not fit spills to DRAM
+  between row folds: written after each row fold but the last, read before each but the first.
+
+DRAM sizes are unique bytes at each operand's width (a conv's ifmap is the input tensor, not
+its im2col matrix: on-chip window reuse is assumed; halos are ignored). Outputs are
+requantized to activation_bits and written once; every layer reads its input from DRAM and
+writes its output back (no layer fusion). ``param_bytes`` (bias, requantization pairs,
+zero-points; priced by accelsim.cost) are read before the first fold.
+
+Bandwidth: folds are grouped into tiles whose DRAM traffic fits half the input SRAMs (double
+buffering), the first fold alone so the exposed fill is one fold's data. A DMA engine and a
+DRAM channel run as simpy processes: the DMA issues, in a fixed order, tile i+1's reads
+(once tile i-1 has released its buffer) and then tile i-1's output writes; the channel serves
+them one at a time at ``dram_bandwidth_gbps``; the array computes tile i once its reads are
+in. Layers run one after another (a layer's reads start after the previous one's writes).
+Because the order of transfers never depends on timing, stalls can only grow as bandwidth
+falls. ``interface_bandwidth: calc`` is stall-free and reports the bandwidth it would need.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+
+from ..errors import AccelsimError
+from ..graph.ops import GemmView
+from .mapping import LayerMapping, _chunks, map_layer
+from .timing import fold_compute_cycles, native_cycles
+
+KIB = 1024
+MIN_TILES = 32  # DRAM timeline resolution per layer (tiles), whatever the buffer sizes
+OPERANDS = ("ifmap", "filter", "ofmap", "psum", "params")
+BUFFERS = ("ifmap", "filter", "ofmap", "acc")
+
+# role of each operand per dataflow: "S" row x col, "RS" row x stream, "CS" col x stream
+ROLES = {
+    "weight_stationary": {"filter": "S", "ifmap": "RS", "out": "CS"},
+    "output_stationary": {"out": "S", "ifmap": "RS", "filter": "CS"},
+    "input_stationary": {"ifmap": "S", "filter": "RS", "out": "CS"},
+}
+
+# PE register bits moved per MAC: a stationary operand is read; a moving operand is read and
+# written to the neighbour's register; os keeps the psum in place (read and write).
+def _reg_bits_per_mac(dataflow: str, wb: int, ab: int, acc: int) -> int:
+    if dataflow == "weight_stationary":
+        return wb + 2 * ab + 2 * acc
+    if dataflow == "output_stationary":
+        return 2 * wb + 2 * ab + 2 * acc
+    return ab + 2 * wb + 2 * acc
+
+
+@dataclass(frozen=True)
+class OperandBits:
+    weight: int          # the B operand: weight_bits, or activation_bits for a matmul of two activations
+    activation: int
+    accumulator: int
+
+
+@dataclass
+class LayerMemory:
+    """One layer's traffic (bytes), tiling and DRAM timing. Plain data."""
+
+    dram_read_bytes: dict[str, float]       # ifmap, filter, psum, params
+    dram_write_bytes: dict[str, float]      # ofmap, psum
+    sram_read_bytes: dict[str, float]       # ifmap, filter, ofmap, acc
+    sram_write_bytes: dict[str, float]
+    reg_bits: float
+    ifmap_pinned_fraction: float            # of the row x stream / stationary operand kept on chip
+    psum_spill_bytes: float                 # written (and as many read back)
+    tiles: int
+    compute_cycles: int
+    stream_tile: int                        # per-group length of the streamed dim in one pass
+    stream_tiles: int                       # passes of the fold loop (1: untiled)
+    stall_cycles: int = 0
+    avg_dram_gbps: float = 0.0
+    peak_dram_gbps: float = 0.0
+    # per tile, for the timeline: DRAM bytes read before, written after, compute cycles
+    tile_reads: np.ndarray = field(default=None, repr=False)
+    tile_writes: np.ndarray = field(default=None, repr=False)
+    tile_cycles: np.ndarray = field(default=None, repr=False)
+
+    @property
+    def dram_bytes(self) -> float:
+        return sum(self.dram_read_bytes.values()) + sum(self.dram_write_bytes.values())
+
+    @property
+    def total_cycles(self) -> int:
+        return self.compute_cycles + self.stall_cycles
+
+
+def _reread(size: float, cap: float) -> float:
+    """Bytes re-read per later sweep of an operand of ``size`` through an SRAM of ``cap``."""
+    if size <= cap:
+        return 0.0
+    return size - cap / 2
+
+
+def _empty_totals() -> dict:
+    return {"dram_r": dict.fromkeys(("ifmap", "filter", "psum", "params"), 0.0),
+            "dram_w": dict.fromkeys(("ofmap", "psum"), 0.0),
+            "sram_r": dict.fromkeys(BUFFERS, 0.0), "sram_w": dict.fromkeys(BUFFERS, 0.0),
+            "spill": 0.0, "ifmap_kept": 1.0}
+
+
+def _run_folds(mapping: LayerMapping, ifmap_elems: float, bits: OperandBits, cap: dict,
+               stationary_later: float | None, totals: dict):
+    """Per-fold DRAM reads (stationary: needed before the fold starts; streamed: needed as
+    the fold streams), writes and relative lengths of one pass of the fold loop.
+
+    stationary_later: None on the first pass over the stationary operand, else the fraction
+    of it re-read (the operand was already loaded by an earlier stream tile). Adds the pass's
+    traffic to ``totals``."""
+    df = mapping.dataflow
+    roles = ROLES[df]
+    M, K, N, G = mapping.M, mapping.K, mapping.N, mapping.groups
+    wb, ab, acc = bits.weight, bits.activation, bits.accumulator
+    # per-group sizes: unique DRAM bytes and GEMM elements
+    sizes = {"ifmap": min(ifmap_elems / G, M * K) * ab / 8, "filter": K * N * wb / 8}
+    elem_bytes = {"ifmap": M * K * ab / 8, "filter": K * N * wb / 8}
+    firsts, reads, writes, cyc = [], [], [], []
+    d_r, d_w, s_r, s_w = totals["dram_r"], totals["dram_w"], totals["sram_r"], totals["sram_w"]
+    for n_sets, q in mapping.set_sizes:
+        row_dim, col_dim, t = mapping.set_dims(q)
+        rch = _expand(_chunks(row_dim, mapping.array_rows))
+        cch = _expand(_chunks(col_dim, mapping.array_cols))
+        f1, f2 = len(rch), len(cch)
+        r_frac = np.tile(rch / row_dim, f2)          # fold order: col outer, row inner
+        c_frac = np.repeat(cch / col_dim, f1)
+        inner = np.tile(np.arange(f1), f2)
+        outer = np.repeat(np.arange(f2), f1)
+        rd = np.zeros(f1 * f2)
+        first = np.zeros(f1 * f2)
+        for op in ("ifmap", "filter"):
+            size, role = q * sizes[op], roles[op]
+            if role == "S":
+                again = 1.0 if stationary_later is None else stationary_later
+                part = size * r_frac * c_frac * again
+                fetches = 1
+                first += part
+            elif role == "RS":
+                later = _reread(size, cap[op]) / size if size else 0.0
+                part = size * r_frac * np.where(outer == 0, 1.0, later)
+                fetches = f2
+                if op == "ifmap" and f2 > 1:
+                    totals["ifmap_kept"] = min(totals["ifmap_kept"], 1.0 - later)
+            else:  # col x stream input (os filter): a col fold's slice, reused by its row folds
+                slice_ = size * c_frac
+                part = np.where(inner == 0, slice_, np.where(slice_ <= cap[op], 0.0, slice_ - cap[op] / 2))
+                fetches = f1
+            if role != "S":
+                rd += part
+            d_r[op] += n_sets * float(part.sum())
+            s_w[op] += n_sets * float(part.sum())           # DRAM fills
+            s_r[op] += n_sets * fetches * q * elem_bytes[op]  # fetches into the array
+        out_bytes = q * M * N * ab / 8                       # requantized outputs of the set
+        if roles["out"] == "S":  # os: each fold drains its outputs; psums never leave the PEs
+            o = out_bytes * r_frac * c_frac
+            spill = np.zeros(f1 * f2)
+            spill_r = spill_w = spill
+        else:  # ws / is: a col fold's psums accumulate over its row folds in the accumulator
+            o = np.where(inner == f1 - 1, out_bytes * c_frac, 0.0)
+            ps = q * M * N * acc / 8
+            excess = np.maximum(0.0, ps * c_frac - cap["acc"])
+            spill_w = np.where(inner < f1 - 1, excess, 0.0)
+            spill_r = np.where(inner > 0, excess, 0.0)
+            s_r["acc"] += n_sets * f1 * ps   # (f1 - 1) read-modify-writes and the final read
+            s_w["acc"] += n_sets * f1 * ps
+        d_r["psum"] += n_sets * float(spill_r.sum())
+        d_w["psum"] += n_sets * float(spill_w.sum())
+        totals["spill"] += n_sets * float(spill_w.sum())
+        d_w["ofmap"] += n_sets * float(o.sum())
+        s_w["ofmap"] += n_sets * out_bytes    # requantized outputs in, then out to DRAM
+        s_r["ofmap"] += n_sets * out_bytes
+        firsts.append(np.tile(first, n_sets))
+        reads.append(np.tile(rd + spill_r, n_sets))
+        writes.append(np.tile(o + spill_w, n_sets))
+        # a fold's relative length: its closed-form compute plus its load or drain
+        r = mapping.array_rows
+        base = fold_compute_cycles(df, r, mapping.array_cols, np.tile(rch, f2), np.repeat(cch, f1), t) + r
+        cyc.append(np.tile(base.astype(float), n_sets))
+    return (np.concatenate(firsts), np.concatenate(reads), np.concatenate(writes),
+            np.concatenate(cyc))
+
+
+def layer_memory(runs: list[tuple[LayerMapping, int]], ifmap_elems: int, bits: OperandBits,
+                 compute_cycles: int, mem, param_bytes: float = 0.0, extra_cycles: int = 0) -> LayerMemory:
+    """Traffic and tiles of one layer run as ``runs`` [(mapping of a stream tile, repeats)]
+    (stalls: ``simulate_dram``).
+
+    ifmap_elems: the layer's input tensor elements (all groups); mem: the config's ``memory``
+    section; compute_cycles: the cycles of all runs on the PE grid (any timing mode), spread
+    over the folds in proportion to their own lengths; extra_cycles (e.g. an output-stage
+    tail) are added to the last tile.
+    """
+    first = runs[0][0]
+    df = first.dataflow
+    wb, ab, acc = bits.weight, bits.activation, bits.accumulator
+    cap = {"ifmap": mem.ifmap_sram_kib * KIB, "filter": mem.filter_sram_kib * KIB,
+           "acc": mem.accumulator_kib * KIB}
+    M_layer = sum(m.M * n for m, n in runs) if df == "weight_stationary" else first.M
+    # the stationary operand is shared by all stream tiles: re-read unless it fits
+    stat = {"weight_stationary": "filter", "input_stationary": "ifmap"}.get(df)
+    later = None
+    if stat is not None and sum(n for _, n in runs) > 1:
+        G, K = first.groups, first.K
+        size = G * (K * first.N * wb / 8 if stat == "filter" else min(ifmap_elems / G, first.M * K) * ab / 8)
+        later = _reread(size, cap[stat]) / size if size else 0.0
+    passes = []  # (mapping, repeats, stationary re-read fraction or None on the first pass)
+    for i, (m, n) in enumerate(runs):
+        if i == 0:
+            passes.append((m, 1, None))
+            if n > 1:
+                passes.append((m, n - 1, later))
+        else:
+            passes.append((m, n, later))
+    totals = _empty_totals()
+    parts = []
+    for m, reps, again in passes:
+        sub = _empty_totals()
+        arrays = _run_folds(m, ifmap_elems * (m.M / M_layer), bits, cap, again, sub)
+        parts.append([np.tile(a, reps) for a in arrays])
+        _add_totals(totals, sub, reps)
+    first_a, stream_a, writes_a, cyc_a = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    # split each fold into steps along its stream so that a layer of few folds still overlaps
+    # its streamed operands with compute: the stationary data precedes the fold's first step
+    steps = min(max(1, math.ceil(MIN_TILES / len(cyc_a))), max(1, _stream_len(first)))
+    if steps > 1:
+        first_a = np.column_stack([first_a] + [np.zeros_like(first_a)] * (steps - 1)).ravel()
+        stream_a, writes_a, cyc_a = (np.repeat(a / steps, steps) for a in (stream_a, writes_a, cyc_a))
+    reads_a = first_a + stream_a
+    # params: read before the first fold, through the filter SRAM
+    reads_a[0] += param_bytes
+    totals["dram_r"]["params"] = param_bytes
+    totals["sram_w"]["filter"] += param_bytes
+    totals["sram_r"]["filter"] += param_bytes
+    cyc_a *= compute_cycles / cyc_a.sum()
+    # a tile's data fits half the input SRAMs (double buffering); at least ~MIN_TILES per layer
+    budget = min((cap["ifmap"] + cap["filter"]) / 2, (reads_a.sum() + writes_a.sum()) / MIN_TILES)
+    tr, tw, tc = _tiles(reads_a, writes_a, cyc_a, max(budget, 1.0))
+    tc[-1] += extra_cycles
+    macs = sum(m.macs * n for m, n in runs)
+    G, K, N = first.groups, first.K, sum(m.N * n for m, n in runs) if df == "input_stationary" else first.N
+    stat_elems = {"weight_stationary": K * N * G, "output_stationary": 0, "input_stationary": M_layer * K * G}[df]
+    stat_bits = {"weight_stationary": wb, "output_stationary": 0, "input_stationary": ab}[df]
+    reg_bits = macs * _reg_bits_per_mac(df, wb, ab, acc) + stat_elems * stat_bits
+    if df == "output_stationary":
+        reg_bits += M_layer * N * G * acc  # outputs shift out through the PE chain once
+    return LayerMemory(
+        dram_read_bytes=totals["dram_r"], dram_write_bytes=totals["dram_w"],
+        sram_read_bytes=totals["sram_r"], sram_write_bytes=totals["sram_w"], reg_bits=float(reg_bits),
+        ifmap_pinned_fraction=float(totals["ifmap_kept"]), psum_spill_bytes=totals["spill"],
+        tiles=len(tc), compute_cycles=int(compute_cycles + extra_cycles),
+        stream_tile=max(_stream_len(m) for m, _ in runs), stream_tiles=sum(n for _, n in runs),
+        tile_reads=tr, tile_writes=tw, tile_cycles=tc,
+    )
+
+
+def _stream_len(m: LayerMapping) -> int:
+    """The per-group streamed dim that stream tiling splits: ws M, is N, os (untiled) K."""
+    return {"weight_stationary": m.M, "input_stationary": m.N, "output_stationary": m.K}[m.dataflow]
+
+
+def _add_totals(into: dict, sub: dict, reps: int) -> None:
+    for key in ("dram_r", "dram_w", "sram_r", "sram_w"):
+        for k, v in sub[key].items():
+            into[key][k] += reps * v
+    into["spill"] += reps * sub["spill"]
+    into["ifmap_kept"] = min(into["ifmap_kept"], sub["ifmap_kept"])
+
+
+def _expand(chunks: list[tuple[int, int]]) -> np.ndarray:
+    return np.concatenate([np.full(n, size, dtype=float) for n, size in chunks])
+
+
+def _tiles(reads: np.ndarray, writes: np.ndarray, cycles: np.ndarray, budget: float):
+    """Group consecutive folds into tiles of about ``budget`` DRAM bytes; fold 0 alone."""
+    n = len(reads)
+    if n == 1:
+        return reads.copy(), writes.copy(), cycles.copy()
+    traffic = reads[1:] + writes[1:]
+    before = np.concatenate(([0.0], np.cumsum(traffic)[:-1]))
+    tile = np.concatenate(([0], 1 + np.floor(before / budget).astype(np.int64)))
+    # renumber densely so empty ranges vanish
+    _, tile = np.unique(tile, return_inverse=True)
+    starts = np.flatnonzero(np.r_[True, tile[1:] != tile[:-1]])
+    return (np.add.reduceat(reads, starts), np.add.reduceat(writes, starts),
+            np.add.reduceat(cycles, starts))
+
+
+# --------------------------------------------------------------------------- stream tiling
+
+
+def split_runs(gemm: GemmView, pe, tile: int) -> list[tuple[LayerMapping, int]]:
+    """The layer as passes over stream tiles of ``tile`` (ws: M, is: N per group): full
+    tiles then the rest, each mapped like a layer of its own."""
+    dim = "M" if pe.dataflow == "weight_stationary" else "N"
+    total = getattr(gemm, dim)
+    full, rest = divmod(total, tile)
+    runs = [(map_layer(dataclasses.replace(gemm, **{dim: tile}), pe), full)] if full else []
+    if rest:
+        runs.append((map_layer(dataclasses.replace(gemm, **{dim: rest}), pe), 1))
+    return runs
+
+
+def stream_tile_candidates(gemm: GemmView, pe, acc_bytes: float, acc_bits: int, limit: int = 6) -> list[int]:
+    """Stream tiles to try: untiled, and the largest tile whose psums fit the accumulator
+    buffer times 1, 2, 4, ... (ws and is; os keeps its psums in the PEs and is not tiled)."""
+    if pe.dataflow == "output_stationary":
+        return [gemm.K]
+    m = map_layer(gemm, pe)
+    total = gemm.M if pe.dataflow == "weight_stationary" else gemm.N
+    # psum bytes per unit of stream tile in one col fold
+    per = m.cols_used * acc_bits / 8 * (m.groups_per_fold if pe.dataflow == "input_stationary" else 1)
+    fit = int(acc_bytes // per)
+    out = [total]
+    t = fit
+    while 1 <= t < total and len(out) < limit:
+        out.append(t)
+        t *= 2
+    return out
+
+
+def plan_layer(gemm: GemmView, ifmap_elems: int, bits: OperandBits, hw, param_bytes: float = 0.0,
+               extra_cycles: int = 0) -> LayerMemory:
+    """Choose the stream tiling with the fewest total cycles (compute + DRAM stalls, each
+    simulated), ties to the least DRAM traffic; native timing. With ``interface_bandwidth:
+    calc`` the untiled schedule (fewest compute cycles) is kept."""
+    pe, mem = hw.pe_array, hw.memory
+    best = None
+    cands = stream_tile_candidates(gemm, pe, mem.accumulator_kib * KIB, bits.accumulator)
+    if mem.interface_bandwidth == "calc":
+        cands = cands[:1]
+    bpc = bytes_per_cycle(mem, hw.clock_mhz)
+    plans = []
+    for tile in cands:
+        runs = [(map_layer(gemm, pe), 1)] if tile == cands[0] else split_runs(gemm, pe, tile)
+        compute = sum(n * native_cycles(m, pe.weight_preload) for m, n in runs)
+        lm = layer_memory(runs, ifmap_elems, bits, compute, mem, param_bytes, extra_cycles)
+        plans.append((max(lm.compute_cycles, lm.dram_bytes / bpc), lm))
+    plans.sort(key=lambda p: p[0])
+    for bound, lm in plans:
+        if best is not None and bound >= best.total_cycles + 1:
+            break  # cannot beat the best: compute and transfers are both lower bounds
+        simulate_dram(lm, mem, hw.clock_mhz)
+        if best is None or (lm.total_cycles, lm.dram_bytes) < (best.total_cycles, best.dram_bytes):
+            best = lm
+    return best
+
+
+# --------------------------------------------------------------------------- DRAM timeline (simpy)
+
+
+def bytes_per_cycle(mem, clock_mhz: float) -> float:
+    """DRAM bandwidth in bytes per array cycle: GB/s x 1e9 / (MHz x 1e6)."""
+    return mem.dram_bandwidth_gbps * 1e3 / clock_mhz
+
+
+def run_tiles(reads: np.ndarray, writes: np.ndarray, cycles: np.ndarray, bpc: float):
+    """Simulate one layer's tiles at ``bpc`` bytes per cycle.
+
+    Returns (end time in cycles, per-tile compute start times, transfers as (start, end, bytes)).
+    Double buffering: tile i+1's reads may start once tile i-1 has finished computing."""
+    env = simpy.Environment()
+    queue = simpy.Store(env)
+    n = len(cycles)
+    loaded = [env.event() for _ in range(n)]
+    computed = [env.event() for _ in range(n)]
+    starts = np.zeros(n)
+    log: list[tuple[float, float, float]] = []
+    writes_done = env.event()
+
+    def channel():  # the DRAM channel: one transfer at a time, in the order issued
+        while True:
+            nbytes, done = yield queue.get()
+            if nbytes > 0:
+                t0 = env.now
+                yield env.timeout(nbytes / bpc)
+                log.append((t0, env.now, nbytes))
+            done.succeed()
+
+    def transfer(nbytes: float):
+        done = env.event()
+        queue.put((nbytes, done))
+        return done
+
+    def dma():
+        last = None
+        for i in range(n):
+            if i >= 2:
+                yield computed[i - 2]
+            done = transfer(reads[i])
+            if i >= 2:
+                last = transfer(writes[i - 2])
+            yield done
+            loaded[i].succeed()
+        for i in range(max(0, n - 2), n):
+            yield computed[i]
+            last = transfer(writes[i])
+        yield last
+        writes_done.succeed()
+
+    def array():
+        for i in range(n):
+            yield loaded[i]
+            starts[i] = env.now
+            yield env.timeout(cycles[i])
+            computed[i].succeed()
+
+    env.process(channel())
+    env.process(dma())
+    env.process(array())
+    env.run(until=writes_done)
+    return float(env.now), starts, log
+
+
+def simulate_dram(lm: LayerMemory, mem, clock_mhz: float) -> LayerMemory:
+    """Fill in stall cycles and average / peak DRAM bandwidth of a layer (in place)."""
+    r, w, c = lm.tile_reads, lm.tile_writes, lm.tile_cycles
+    compute = float(c.sum())
+    total_bytes = float(r.sum() + w.sum())
+    to_gbps = clock_mhz / 1e3  # bytes per cycle -> GB/s
+    if mem.interface_bandwidth == "calc":
+        # stall-free: the bandwidth each tile would need to hide the next tile's reads and
+        # the previous tile's writes behind its own compute
+        nxt = np.r_[r[1:], 0.0]
+        prev = np.r_[0.0, w[:-1]]
+        need = (nxt + prev) / np.maximum(c, 1e-12)
+        lm.stall_cycles = 0
+        lm.peak_dram_gbps = float(need.max()) * to_gbps if len(need) else 0.0
+        lm.avg_dram_gbps = total_bytes / compute * to_gbps if compute else 0.0
+        return lm
+    bpc = bytes_per_cycle(mem, clock_mhz)
+    if not bpc > 0:
+        raise AccelsimError(f"memory.dram_bandwidth_gbps must be positive, found {mem.dram_bandwidth_gbps}")
+    end, starts, log = run_tiles(r, w, c, bpc)
+    stall = max(0.0, end - compute)
+    # floor: a transfer that ends within the cycle its data is needed costs no cycle
+    lm.stall_cycles = int(math.floor(stall + 1e-9))
+    total = lm.compute_cycles + lm.stall_cycles
+    lm.avg_dram_gbps = total_bytes / total * to_gbps if total else 0.0
+    # peak over the compute windows (tile start to next start): the fill before the first tile
+    # and the final write-back run at full bandwidth by construction and say nothing
+    peak = _peak_bytes_per_cycle(log, np.r_[starts, starts[-1] + c[-1]]) * to_gbps
+    lm.peak_dram_gbps = max(peak, lm.avg_dram_gbps)
+    return lm
+
+
+def _peak_bytes_per_cycle(log: list, bounds: np.ndarray) -> float:
+    """Highest average transfer rate over the windows between consecutive ``bounds``."""
+    if not log:
+        return 0.0
+    # cumulative bytes moved: piecewise linear, transfers never overlap on the one channel
+    xs, ys, moved = [], [], 0.0
+    for t0, t1, nbytes in log:
+        xs += [t0, t1]
+        ys += [moved, moved + nbytes]
+        moved += nbytes
+    b = np.unique(bounds)
+    per_window = np.diff(np.interp(b, xs, ys))
+    lengths = np.diff(b)
+    ok = lengths > 1e-9
+    return float((per_window[ok] / lengths[ok]).max()) if ok.any() else 0.0
