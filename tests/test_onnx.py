@@ -327,3 +327,27 @@ def test_top_level_api(tmp_path):
     g = accelsim.load_onnx(FIXTURES / "poolnet_op17_fold.onnx")
     path = accelsim.save_onnx(g, tmp_path / "p.onnx", opset=18)
     assert [n.name for n in accelsim.load_onnx(path)] == [n.name for n in g]
+
+
+def test_reducemean_squeeze_unsqueeze_and_fold_next_to_shape_reader():
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("Add", ["c", "off"], ["a"], name="add_off"),
+        helper.make_node("Shape", ["c"], ["shp"], name="shape_of_c"),  # reads only the shape
+        helper.make_node("ReduceMean", ["a"], ["m"], name="mean", axes=[-1, 2], keepdims=0),
+        helper.make_node("Unsqueeze", ["m", "ax"], ["u"], name="unsq"),
+        helper.make_node("Squeeze", ["u", "ax"], ["s"], name="sq"),
+        helper.make_node("Gather", ["shp", "one"], ["ch"], name="g"),
+        helper.make_node("Unsqueeze", ["ch", "zero"], ["ch1"], name="u1"),
+        helper.make_node("Concat", ["minus1", "ch1"], ["tgt"], name="cat", axis=0),
+        helper.make_node("Reshape", ["s", "tgt"], ["y"], name="resh"),
+    ]
+    inits = {"w": _rand(4, 3, 3, 3), "off": _rand(1, 4, 1, 1), "ax": np.array([1], np.int64),
+             "one": np.array(1, np.int64), "zero": np.array([0], np.int64), "minus1": np.array([-1], np.int64)}
+    g = _check_vs_ort(_model(nodes, inits, opset=17), _rand(3, 3, 7, 7))
+    np.testing.assert_allclose(g["conv"].bias, inits["off"].ravel())
+    assert g["mean"].op == "globalavgpool" and g["mean/squeeze"].attrs["shape"] == (0, 4)
+    assert g["unsq"].op == "reshape" and g["unsq"].attrs["shape"] == (0, 1, 4)
+    assert g["resh"].attrs["shape"] == (-1, 4)
+    with pytest.raises(GraphError, match="only a mean over axes"):
+        load_onnx(_model([helper.make_node("ReduceMean", ["x"], ["y"], name="rm", axes=[1])]))

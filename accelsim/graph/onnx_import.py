@@ -13,7 +13,9 @@ What is mapped (ONNX op -> accelsim op):
   x * 0.5 * (1 + erf(x / sqrt 2)) in any association -> gelu, named after its last Mul;
   Gelu (opset 20, approximate="none") -> gelu. Sigmoid alone -> sigmoid.
 - Mul/Div by a constant -> mul (param `value`); Add/Sum of tensors -> add.
-- Concat, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Transpose, Softmax.
+- Concat, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Transpose, Softmax;
+  ReduceMean over (H, W) -> globalavgpool (+ reshape without keepdims); Squeeze and
+  Unsqueeze of an activation -> reshape.
 - Identity and Dropout are bypassed (consumers rewired).
 - Constant subgraphs (Shape, Gather, Unsqueeze, Concat, Cast, Slice, arithmetic, ...) are
   evaluated at import; Shape of an activation is known because input shapes are static
@@ -218,8 +220,8 @@ CONST_OPS = frozenset(
 SUPPORTED = sorted(
     "Conv Gemm MatMul BatchNormalization LayerNormalization Relu Clip Sigmoid Gelu Erf(GELU pattern) "
     "Mul Div Add Sub Sum Concat MaxPool AveragePool GlobalAveragePool Flatten Reshape Transpose "
-    "Softmax Identity Dropout Pad(zero, before Conv/AveragePool) Constant Shape Gather Unsqueeze "
-    "Squeeze Slice Cast ConstantOfShape".split()
+    "Softmax Identity Dropout Pad(zero, before Conv/AveragePool) ReduceMean(axes 2,3) Unsqueeze Squeeze "
+    "Constant Shape Gather Slice Cast ConstantOfShape (on constants)".split()
 )
 
 
@@ -263,7 +265,9 @@ class _Importer:
         return GraphError(f"{self.where}: node '{n.name or n.output[0]}' ({n.op_type}): {message}")
 
     def _uses(self, tensor: str) -> int:
-        return len(self.consumers.get(tensor, ())) + (tensor in self.outputs)
+        """Consumers that read the values (Shape/Size read only the shape, which folding keeps)."""
+        cons = [c for c in self.consumers.get(tensor, ()) if c.op_type not in ("Shape", "Size")]
+        return len(cons) + (tensor in self.outputs)
 
     def _act_in(self, n, i: int) -> str:
         t = n.input[i] if i < len(n.input) else ""
@@ -724,9 +728,14 @@ class _Importer:
         if n.input[1] not in self.const:
             raise self._err(n, "the target shape must be computable at import time")
         t1, t2 = ([int(v) for v in np.ravel(t)] for t in self.const[n.input[1]])
-        s1, s2 = self.shape[src]
         if _attr(n, "allowzero", 0) and (0 in t1 or 0 in t2):
             raise self._err(n, "allowzero=1 with a zero in the target shape is not supported")
+        self._emit_reshape(n, src, t1, t2)
+
+    def _emit_reshape(self, n, src: str, t1: list[int], t2: list[int], name: str | None = None,
+                      out: str | None = None) -> None:
+        """A reshape to ONNX targets t1, t2 (at the two probe batches), made batch-independent."""
+        s1, s2 = self.shape[src]
         if len(t1) != len(t2):
             raise self._err(n, "the rank of the target shape depends on the batch size")
         batch_in = s1[0] == PROBES[0] and s2[0] == PROBES[1]
@@ -747,7 +756,7 @@ class _Importer:
                 target[i] = -1
             else:
                 raise self._err(n, f"target shape {t1} depends on the batch size in a way accelsim cannot represent")
-        node = self._emit(n, "reshape", [src], {"shape": target})
+        node = self._emit(n, "reshape", [src], {"shape": target}, name=name, out=out)
         for k, (s, t) in enumerate(((s1, t1), (s2, t2))):  # cross-check against ONNX semantics
             t = [s[0]] + t[1:] if target[0] == 0 and t[0] != 0 else t  # the probe batch for a literal one
             resolved = [s[i] if v == 0 else v for i, v in enumerate(t)]
@@ -756,6 +765,44 @@ class _Importer:
                 resolved[resolved.index(-1)] = math.prod(s) // known if known else -1
             if self.shape[node.name][k] != tuple(resolved) or math.prod(resolved) != math.prod(s):
                 raise self._err(n, f"target shape {t} could not be made batch-independent")
+
+    def _op_Unsqueeze(self, n) -> None:
+        src = self._act_in(n, 0)
+        axes = self._const_in(n, 1) if self.opset >= 13 else _attr(n, "axes")
+        targets = []
+        for s in self.shape[src]:
+            rank = len(s) + len(np.ravel(axes))
+            t = list(s)
+            for a in sorted(int(a) % rank for a in np.ravel(axes)):
+                t.insert(a, 1)
+            targets.append(t)
+        self._emit_reshape(n, src, *targets)
+
+    def _op_Squeeze(self, n) -> None:
+        src = self._act_in(n, 0)
+        axes = self._const_in(n, 1, required=False) if self.opset >= 13 else _attr(n, "axes")
+        targets = []
+        for s in self.shape[src]:
+            drop = {i for i, d in enumerate(s) if d == 1} if axes is None else {int(a) % len(s) for a in np.ravel(axes)}
+            if any(s[i] != 1 for i in drop):
+                raise self._err(n, f"cannot squeeze axes {sorted(drop)} of shape {s}")
+            targets.append([d for i, d in enumerate(s) if i not in drop])
+        self._emit_reshape(n, src, *targets)
+
+    def _op_ReduceMean(self, n) -> None:
+        """Mean over H and W (torch's x.mean((2, 3))) is a global average pool."""
+        src = self._act_in(n, 0)
+        axes = self._const_in(n, 1, required=False) if self.opset >= 18 else _attr(n, "axes")
+        rank = len(self.shape[src][0])
+        if rank != 4 or axes is None or sorted(int(a) % rank for a in np.ravel(axes)) != [2, 3]:
+            raise self._err(n, f"only a mean over axes (2, 3) of a 4-D tensor is supported (axes {axes})")
+        if _attr(n, "keepdims", 1):
+            self._emit(n, "globalavgpool", [src])
+            return
+        pooled = f"{n.output[0]}::pooled"
+        self._emit(n, "globalavgpool", [src], out=pooled)
+        t1, t2 = ([s[0], s[1]] for s in self.shape[src])
+        self._emit_reshape(n, self.act[pooled], t1, t2, name=f"{n.name or n.output[0]}/squeeze")
 
     # arithmetic
     def _split_const(self, n) -> tuple[int, str, np.ndarray] | None:

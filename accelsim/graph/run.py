@@ -369,7 +369,10 @@ def _as_inputs(graph, x) -> dict[str, np.ndarray]:
 
 def _batch_separable(graph) -> bool:
     """True when every tensor keeps the batch on axis 0, so the batch can be cut into chunks."""
-    s1, s2 = graph.shapes(1), graph.shapes(2)
+    try:
+        s1, s2 = graph.shapes(1), graph.shapes(2)
+    except GraphError:  # e.g. a reshape to a literal batch: valid only at the batch given
+        return False
     return all(s1[k][:1] == (1,) and s2[k][:1] == (2,) for k in s1)
 
 
