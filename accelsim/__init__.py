@@ -6,7 +6,8 @@ __version__ = "0.1.0"
 from .errors import AccelsimError, ConfigError, GraphError  # noqa: E402
 from .graph.ir import Graph, Node  # noqa: E402
 from .graph.zoo import load_model  # noqa: E402
-from .sim.simulate import Result, simulate  # noqa: E402
+from .sim.simulate import Result  # noqa: E402
+from .cost.model import simulate  # noqa: E402  (cycles, memory, energy: the full cost run)
 from .data import Dataset, load_dataset  # noqa: E402
 from .metrics import evaluate  # noqa: E402
 from .quant import QGraph, quantize  # noqa: E402

@@ -149,27 +149,37 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
                         "(default: native)")
     p.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
     _format_arg(p)
+    p.add_argument("--all-columns", action="store_true",
+                   help="table format: every column (csv, json and --out always have them all)")
     p.add_argument("--out", metavar="FILE", help="also write the per-layer table to FILE (.csv, .parquet or .json)")
 
 
-@command("simulate", "per-layer mapping (folds, utilisation) and cycles of a workload on a PE array")
+SIMULATE_BRIEF = ["layer", "op", "M", "K", "N", "groups", "folds", "utilisation", "compute_cycles", "stall_cycles",
+                  "total_cycles", "dram_bytes", "avg_dram_gbps", "peak_dram_gbps", "energy_pj"]
+SIMULATE_TOTALS = ("layers", "total_cycles", "compute_cycles", "overhead_cycles", "stall_cycles", "macs",
+                   "utilisation", "latency_ms", "inferences_per_s", "dram_mib", "avg_dram_gbps",
+                   "energy_uj_per_inference", "tops_per_w", "avg_power_w", "area_mm2")
+
+
+@command("simulate", "per-layer cycles, memory traffic, stalls and energy of a workload on a PE array")
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .config import load_hw
+    from .cost.model import simulate
     from .graph.zoo import load_model
     from .report.output import write_dataframe
-    from .sim.simulate import simulate
 
     graph = load_model(args.workload)
     hw = load_hw(args.hw)
     result = simulate(graph, hw, timing=args.timing, batch=args.batch)
     s = result.summary
-    totals = {k: s[k] for k in ("layers", "total_cycles", "macs", "utilisation", "latency_ms", "inferences_per_s")}
+    totals = {k: s[k] for k in SIMULATE_TOTALS}
     pe = hw.pe_array
     title = (f"{graph.name} (batch {args.batch}) on {hw.name}: {pe.rows}x{pe.cols} {pe.dataflow}, "
              f"{pe.weight_preload} preload, {args.timing} timing, {hw.clock_mhz:g} MHz")
     if args.out:
         write_dataframe(result.layers, args.out)
-    print(format_table(result.layers, args.format, totals, title), end="")
+    shown = result.layers if args.format != "table" or args.all_columns else result.layers[SIMULATE_BRIEF]
+    print(format_table(shown, args.format, totals, title), end="")
     return 0
 
 

@@ -29,10 +29,11 @@ def hw():
 def test_result_is_plain_picklable_data_with_one_row_per_gemm_layer(hw):
     g = accelsim.load_model("mobilenet_v2")
     r = accelsim.simulate(g, hw)
-    assert isinstance(r, Result) and list(r.layers.columns) == LAYER_COLUMNS
+    # the grid's columns first, then the cost model's (cycles, memory, energy)
+    assert isinstance(r, Result) and list(r.layers.columns)[:len(LAYER_COLUMNS)] == LAYER_COLUMNS
     assert len(r.layers) == len(g.layers(1, gemm_only=True))
     assert r.layers["macs"].sum() == g.total_macs() == r.summary["macs"]
-    assert (r.layers["total_cycles"] == r.layers["compute_cycles"]).all()
+    assert (r.layers["total_cycles"] >= r.layers["compute_cycles"]).all()
     back = pickle.loads(pickle.dumps(r))
     assert back.summary == r.summary and back.layers.equals(r.layers)
 
@@ -52,7 +53,7 @@ def test_per_layer_cycles_come_from_the_mapping_and_closed_form(hw):
     r = accelsim.simulate(g, hw)
     for info, (_, row) in zip(g.layers(1, gemm_only=True), r.layers.iterrows()):
         m = map_layer(info.gemm, hw.pe_array)
-        assert row["total_cycles"] == native_cycles(m, hw.pe_array.weight_preload)
+        assert row["compute_cycles"] == native_cycles(m, hw.pe_array.weight_preload)
         assert (row["M"], row["K"], row["N"], row["folds"]) == (info.gemm.M, info.gemm.K, info.gemm.N, m.folds)
 
 

@@ -30,6 +30,9 @@ MEMORY_COLUMNS = [
     "dram_bytes", "sram_ifmap_bytes", "sram_filter_bytes", "sram_ofmap_bytes", "sram_acc_bytes",
     "reg_bytes", "avg_dram_gbps", "peak_dram_gbps",
 ]
+# action counts beside the bytes above (array_macs: the MACs the array runs, an extra
+# zero-point column included; macs: the layer's own)
+ACTION_COLUMNS = ["array_macs", "acc_adds", "requants", "zp_window_adds", "zp_mults", "zp_adds", "power_evals"]
 ENERGY_COLUMNS = [f"energy_{c}_pj" for c in ENERGY_CATEGORIES] + ["energy_pj"]
 
 
@@ -83,12 +86,15 @@ def simulate(graph, hw, timing: str = "native", batch: int = 1) -> Result:
             "reg_bytes": lm.reg_bits / 8, "avg_dram_gbps": lm.avg_dram_gbps,
             "peak_dram_gbps": lm.peak_dram_gbps,
         }
+        counts = acts.as_dict()
+        counts["array_macs"] = counts.pop("macs")
+        act = {k: counts[k] for k in ACTION_COLUMNS}
         e = {f"energy_{k}_pj": v for k, v in energy.items()}
         e["energy_pj"] = math.fsum(energy.values())
         row = {**row, **cyc, "total_cycles": total,
                "utilisation": info.macs / (pe.num_pes * total)}
-        rows.append({**row, **mem, **e})
-    columns = list(base.layers.columns) + CYCLE_COLUMNS + MEMORY_COLUMNS + ENERGY_COLUMNS
+        rows.append({**row, **mem, **act, **e})
+    columns = list(base.layers.columns) + CYCLE_COLUMNS + MEMORY_COLUMNS + ACTION_COLUMNS + ENERGY_COLUMNS
     layers = pd.DataFrame(rows, columns=columns)
     return Result(layers, _summary(base.summary, layers, hw, batch))
 
