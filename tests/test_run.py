@@ -240,3 +240,13 @@ def test_shape_only_graph_names_the_layer_without_weights():
     first = next(n.name for n in g if n.op == "conv2d")
     with pytest.raises(GraphError, match=f"layer '{first}' \\(conv2d\\) has no weight"):
         g.run(np.zeros((1, 3, 224, 224), np.float32))
+
+
+def test_bias_parameter_is_used_when_present():
+    g = _small_net()
+    x = np.random.default_rng(4).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    base = g.run(x)
+    g["dw"].bias = None  # a declared bias that is absent counts as zero
+    np.testing.assert_allclose(g.run(x), base, rtol=1e-6, atol=1e-6)
+    g["c1"].bias = np.full(4, 0.25, np.float32)  # attrs say bias=False; the parameter still applies
+    assert np.abs(g.run(x) - base).max() > 1e-3

@@ -56,13 +56,13 @@ def to_onnx(graph: Graph, opset: int = 17):
         op = node.op
         if op == "conv2d":
             inputs = ins + [const(f"{name}.weight", need(node, "weight"))]
-            if a["bias"]:
-                inputs.append(const(f"{name}.bias", need(node, "bias")))
+            if node.bias is not None:  # as in Graph.run: the parameter, when present, applies
+                inputs.append(const(f"{name}.bias", node.bias))
             add("Conv", inputs, kernel_shape=list(a["kernel"]), strides=list(a["stride"]),
                 pads=list(a["padding"]), dilations=list(a["dilation"]), group=a["groups"])
         elif op == "linear":
             w = need(node, "weight")
-            bias = need(node, "bias") if a["bias"] else None
+            bias = node.bias
             if len(shapes[ins[0]]) == 2:
                 inputs = ins + [const(f"{name}.weight", w)]
                 if bias is not None:

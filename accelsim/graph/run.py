@@ -7,6 +7,8 @@ group (a batched matmul), depthwise convs accumulate over the kernel taps.
 
 Conv outputs come back as a transposed view (memory order C, N, H, W): the next conv's
 im2col then reads channel-major memory, and elementwise ops keep that order for free.
+`run_graph` cuts the batch into chunks and runs them on a thread pool with BLAS held to
+one thread (threadpoolctl, when installed).
 """
 from __future__ import annotations
 
@@ -262,7 +264,8 @@ def _need(node, key: str) -> np.ndarray:
 
 
 def _bias(node) -> np.ndarray | None:
-    return node.params.get("bias") if node.attrs.get("bias", True) else None
+    """The bias parameter when the node carries one (attrs["bias"] only declares it for counts)."""
+    return node.params.get("bias")
 
 
 def _out_shape(node, inputs: list[np.ndarray]) -> tuple[int, ...]:
@@ -324,9 +327,7 @@ _PARAMS_NEEDED = {
 def _check_params(graph) -> None:
     where = graph.source or graph.name
     for node in graph.nodes:
-        needed = list(_PARAMS_NEEDED.get(node.op, ()))
-        if node.op in ("conv2d", "linear") and node.attrs.get("bias", True):
-            needed.append("bias")
+        needed = _PARAMS_NEEDED.get(node.op, ())
         missing = [k for k in needed if node.params.get(k) is None]
         if missing:
             raise GraphError(
