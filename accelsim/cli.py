@@ -149,6 +149,9 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
                         "(default: native)")
     p.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
     _format_arg(p)
+    p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                   help="change one hardware field, e.g. --set quantization.weight_scheme=asymmetric "
+                        "(repeatable; VALUE is read as YAML)")
     p.add_argument("--all-columns", action="store_true",
                    help="table format: every column (csv, json and --out always have them all)")
     p.add_argument("--out", metavar="FILE", help="also write the per-layer table to FILE (.csv, .parquet or .json)")
@@ -169,7 +172,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from .report.output import write_dataframe
 
     graph = load_model(args.workload)
-    hw = load_hw(args.hw)
+    hw = _apply_sets(load_hw(args.hw), args.set)
     result = simulate(graph, hw, timing=args.timing, batch=args.batch)
     s = result.summary
     totals = {k: s[k] for k in SIMULATE_TOTALS}
@@ -184,6 +187,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 _ARGS["simulate"] = _simulate_args
+
+
+def _apply_sets(hw, sets: list[str]):
+    """Apply ``--set PATH=VALUE`` changes through HwConfig.replace (validated like YAML)."""
+    import yaml
+
+    for item in sets:
+        path, sep, text = item.partition("=")
+        if not sep or not path:
+            raise AccelsimError(f"--set {item!r}: expected PATH=VALUE, e.g. precision.weight_bits=4")
+        hw = hw.replace(path.strip(), yaml.safe_load(text))
+    return hw
 
 
 # ----------------------------------------------------------------------------- bench

@@ -107,3 +107,16 @@ def test_cli_table_is_brief_and_out_has_every_column(tmp_path):
     status, text, _ = run_cli("simulate", "resnet18", "--format", "json")
     doc = json.loads(text)
     assert "energy_pj" in doc["layers"][0] and doc["totals"]["tops_per_w"] > 0
+
+
+def test_cli_set_changes_one_field_like_replace(hw):
+    status, text, _ = run_cli("simulate", "resnet18", "--format", "json", "--set", "precision.weight_bits=4")
+    assert status == 0
+    doc = json.loads(text)
+    r = simulate(accelsim.load_model("resnet18"), hw.replace("precision.weight_bits", 4))
+    assert doc["totals"]["total_cycles"] == r.summary["total_cycles"]
+    assert doc["totals"]["energy_uj_per_inference"] == pytest.approx(r.summary["energy_uj_per_inference"])
+    status, _, err = run_cli("simulate", "resnet18", "--set", "precision.weight_bit=4")
+    assert status == 2 and "did you mean 'weight_bits'" in err
+    status, _, err = run_cli("simulate", "resnet18", "--set", "weight_bits")
+    assert status == 2 and "expected PATH=VALUE" in err

@@ -65,7 +65,7 @@ def diff(graph, before, after, cols):
 
 COLS = ["array_macs", "acc_adds", "zp_window_adds", "zp_mults", "zp_adds", "requants", "power_evals",
         "dram_params_bytes", "compute_cycles", "zero_point_cycles", "tiling_cycles", "power_unit_cycles",
-        "stall_cycles", "total_cycles"]
+        "stall_cycles", "total_cycles", "dram_filter_bytes", "dram_ofmap_bytes", "dram_bytes"]
 
 
 def test_the_baseline_is_what_the_header_says(graph):
@@ -90,6 +90,9 @@ def test_asymmetric_weights_on_an_extra_column(graph):
     assert d["zp_mults"] == d["zp_adds"] == OUTPUTS                 # z_w x window sum, + per output
     assert d["zp_window_adds"] == 0                                 # the array does the sums
     assert d["dram_params_bytes"] == 1                              # one 8-bit z_w (per tensor)
+    # the ones are generated on chip and the window sums stay in the output stage
+    assert d["dram_filter_bytes"] == pytest.approx(0, abs=1e-9)
+    assert d["dram_ofmap_bytes"] == pytest.approx(0, abs=1e-9) and d["dram_bytes"] == pytest.approx(1)
     assert d["zero_point_cycles"] == d["total_cycles"] == extra_fold_cycles
     assert d["compute_cycles"] == d["stall_cycles"] == d["tiling_cycles"] == 0
     assert d["requants"] == d["power_evals"] == 0

@@ -59,11 +59,13 @@ def simulate(graph, hw, timing: str = "native", batch: int = 1) -> Result:
             mapping = map_layer(ex, pe)
             grid = native_cycles(mapping, pe.weight_preload)
         power = power_unit_cycles(ov, grid, pe.cols)
+        n_scale = info.gemm.N / ex.N  # an extra zero-point column moves no data
         if timing == "scalesim":
-            lm = layer_memory([(mapping, 1)], info.ifmap_elems, bits, grid, hw.memory, ov.param_bytes, power)
+            lm = layer_memory([(mapping, 1)], info.ifmap_elems, bits, grid, hw.memory, ov.param_bytes, power,
+                              n_scale)
             simulate_dram(lm, hw.memory, hw.clock_mhz)
         else:
-            lm = plan_layer(ex, info.ifmap_elems, bits, hw, ov.param_bytes, power)
+            lm = plan_layer(ex, info.ifmap_elems, bits, hw, ov.param_bytes, power, n_scale)
         acts = count_actions(ov, lm, mapping.dataflow, p.accumulator_bits)
         energy = energy_by_action(acts, costs)
         cyc = {

@@ -124,20 +124,22 @@ def _empty_totals() -> dict:
 
 
 def _run_folds(mapping: LayerMapping, ifmap_elems: float, bits: OperandBits, cap: dict,
-               stationary_later: float | None, totals: dict):
+               stationary_later: float | None, totals: dict, n_real: float, param_bytes: float = 0.0):
     """Per-fold DRAM reads (stationary: needed before the fold starts; streamed: needed as
     the fold streams), writes and relative lengths of one pass of the fold loop.
 
     stationary_later: None on the first pass over the stationary operand, else the fraction
     of it re-read (the operand was already loaded by an earlier stream tile). Adds the pass's
-    traffic to ``totals``."""
+    traffic to ``totals``. n_real: filters per group that move through memory (the mapping's N
+    may include a constant extra column whose outputs never leave the output stage);
+    param_bytes: the layer's per-output-channel parameters, needed by this pass's folds."""
     df = mapping.dataflow
     roles = ROLES[df]
     M, K, N, G = mapping.M, mapping.K, mapping.N, mapping.groups
     wb, ab, acc = bits.weight, bits.activation, bits.accumulator
     # per-group sizes: unique DRAM bytes and GEMM elements
-    sizes = {"ifmap": min(ifmap_elems / G, M * K) * ab / 8, "filter": K * N * wb / 8}
-    elem_bytes = {"ifmap": M * K * ab / 8, "filter": K * N * wb / 8}
+    sizes = {"ifmap": min(ifmap_elems / G, M * K) * ab / 8, "filter": K * n_real * wb / 8}
+    elem_bytes = {"ifmap": M * K * ab / 8, "filter": K * n_real * wb / 8}
     firsts, reads, writes, cyc = [], [], [], []
     d_r, d_w, s_r, s_w = totals["dram_r"], totals["dram_w"], totals["sram_r"], totals["sram_w"]
     for n_sets, q in mapping.set_sizes:
@@ -173,7 +175,14 @@ def _run_folds(mapping: LayerMapping, ifmap_elems: float, bits: OperandBits, cap
             d_r[op] += n_sets * float(part.sum())
             s_w[op] += n_sets * float(part.sum())           # DRAM fills
             s_r[op] += n_sets * fetches * q * elem_bytes[op]  # fetches into the array
-        out_bytes = q * M * N * ab / 8                       # requantized outputs of the set
+        # parameters (bias, scales) of the set's output channels arrive with the first row fold
+        # of the col fold that produces them (ws, os: cols are output channels)
+        p_set = param_bytes * q / G
+        if df == "input_stationary":
+            first[0] += p_set
+        else:
+            first += np.where(inner == 0, p_set * c_frac, 0.0)
+        out_bytes = q * M * n_real * ab / 8                  # requantized outputs of the set
         if roles["out"] == "S":  # os: each fold drains its outputs; psums never leave the PEs
             o = out_bytes * r_frac * c_frac
             spill = np.zeros(f1 * f2)
@@ -204,14 +213,17 @@ def _run_folds(mapping: LayerMapping, ifmap_elems: float, bits: OperandBits, cap
 
 
 def layer_memory(runs: list[tuple[LayerMapping, int]], ifmap_elems: int, bits: OperandBits,
-                 compute_cycles: int, mem, param_bytes: float = 0.0, extra_cycles: int = 0) -> LayerMemory:
+                 compute_cycles: int, mem, param_bytes: float = 0.0, extra_cycles: int = 0,
+                 n_scale: float = 1.0) -> LayerMemory:
     """Traffic and tiles of one layer run as ``runs`` [(mapping of a stream tile, repeats)]
     (stalls: ``simulate_dram``).
 
     ifmap_elems: the layer's input tensor elements (all groups); mem: the config's ``memory``
     section; compute_cycles: the cycles of all runs on the PE grid (any timing mode), spread
     over the folds in proportion to their own lengths; extra_cycles (e.g. an output-stage
-    tail) are added to the last tile.
+    tail) are added to the last tile; n_scale: the fraction of the mapped filters that are
+    real (an extra zero-point column of ones is generated on chip and its window sums stay in
+    the output stage: N / (N + 1)); param_bytes are read during the first pass.
     """
     first = runs[0][0]
     df = first.dataflow
@@ -224,7 +236,8 @@ def layer_memory(runs: list[tuple[LayerMapping, int]], ifmap_elems: int, bits: O
     later = None
     if stat is not None and sum(n for _, n in runs) > 1:
         G, K = first.groups, first.K
-        size = G * (K * first.N * wb / 8 if stat == "filter" else min(ifmap_elems / G, first.M * K) * ab / 8)
+        size = G * (K * first.N * n_scale * wb / 8 if stat == "filter"
+                     else min(ifmap_elems / G, first.M * K) * ab / 8)
         later = _reread(size, cap[stat]) / size if size else 0.0
     passes = []  # (mapping, repeats, stationary re-read fraction or None on the first pass)
     for i, (m, n) in enumerate(runs):
@@ -236,9 +249,10 @@ def layer_memory(runs: list[tuple[LayerMapping, int]], ifmap_elems: int, bits: O
             passes.append((m, n, later))
     totals = _empty_totals()
     parts = []
-    for m, reps, again in passes:
+    for i, (m, reps, again) in enumerate(passes):
         sub = _empty_totals()
-        arrays = _run_folds(m, ifmap_elems * (m.M / M_layer), bits, cap, again, sub)
+        arrays = _run_folds(m, ifmap_elems * (m.M / M_layer), bits, cap, again, sub, m.N * n_scale,
+                            param_bytes if i == 0 else 0.0)
         parts.append([np.tile(a, reps) for a in arrays])
         _add_totals(totals, sub, reps)
     first_a, stream_a, writes_a, cyc_a = (np.concatenate([p[i] for p in parts]) for i in range(4))
@@ -249,8 +263,7 @@ def layer_memory(runs: list[tuple[LayerMapping, int]], ifmap_elems: int, bits: O
         first_a = np.column_stack([first_a] + [np.zeros_like(first_a)] * (steps - 1)).ravel()
         stream_a, writes_a, cyc_a = (np.repeat(a / steps, steps) for a in (stream_a, writes_a, cyc_a))
     reads_a = first_a + stream_a
-    # params: read before the first fold, through the filter SRAM
-    reads_a[0] += param_bytes
+    # params: read with the folds that need them (above), through the filter SRAM
     totals["dram_r"]["params"] = param_bytes
     totals["sram_w"]["filter"] += param_bytes
     totals["sram_r"]["filter"] += param_bytes
@@ -342,7 +355,7 @@ def stream_tile_candidates(gemm: GemmView, pe, acc_bytes: float, acc_bits: int, 
 
 
 def plan_layer(gemm: GemmView, ifmap_elems: int, bits: OperandBits, hw, param_bytes: float = 0.0,
-               extra_cycles: int = 0) -> LayerMemory:
+               extra_cycles: int = 0, n_scale: float = 1.0) -> LayerMemory:
     """Choose the stream tiling with the fewest total cycles (compute + DRAM stalls, each
     simulated), ties to the least DRAM traffic; native timing. With ``interface_bandwidth:
     calc`` the untiled schedule (fewest compute cycles) is kept."""
@@ -356,7 +369,7 @@ def plan_layer(gemm: GemmView, ifmap_elems: int, bits: OperandBits, hw, param_by
     for tile in cands:
         runs = [(map_layer(gemm, pe), 1)] if tile == cands[0] else split_runs(gemm, pe, tile)
         compute = sum(n * native_cycles(m, pe.weight_preload) for m, n in runs)
-        lm = layer_memory(runs, ifmap_elems, bits, compute, mem, param_bytes, extra_cycles)
+        lm = layer_memory(runs, ifmap_elems, bits, compute, mem, param_bytes, extra_cycles, n_scale)
         plans.append((max(lm.compute_cycles, lm.dram_bytes / bpc), lm))
     plans.sort(key=lambda p: p[0])
     for bound, lm in plans:
