@@ -19,20 +19,31 @@ outer, row folds inner, each fold streaming T operands. That fixes how each oper
   the accumulator buffer (``memory.accumulator_kib``). What does not fit spills to DRAM
   between row folds: written after each row fold but the last, read before each but the first.
 
+Stream tiling (``plan_layer``, native timing): ws and is may also split the streamed dim
+(ws: M, is: N) into tiles run one after another, each with the whole fold loop: psums then
+fit the accumulator and a tile's slice of the streamed operand may fit its SRAM, at the price
+of more folds (fill, drain, preload per fold) and of re-reading the stationary operand when it
+does not fit. The planner simulates the untiled loop and tiles whose psums fit (times 1, 2,
+4, ...) and keeps the one with the fewest total cycles, so total cycles are a minimum of
+functions that each only grow as bandwidth falls.
+
 DRAM sizes are unique bytes at each operand's width (a conv's ifmap is the input tensor, not
 its im2col matrix: on-chip window reuse is assumed; halos are ignored). Outputs are
 requantized to activation_bits and written once; every layer reads its input from DRAM and
 writes its output back (no layer fusion). ``param_bytes`` (bias, requantization pairs,
-zero-points; priced by accelsim.cost) are read before the first fold.
+zero-points; priced by accelsim.cost) arrive with the first row fold of each col fold.
 
-Bandwidth: folds are grouped into tiles whose DRAM traffic fits half the input SRAMs (double
-buffering), the first fold alone so the exposed fill is one fold's data. A DMA engine and a
-DRAM channel run as simpy processes: the DMA issues, in a fixed order, tile i+1's reads
-(once tile i-1 has released its buffer) and then tile i-1's output writes; the channel serves
-them one at a time at ``dram_bandwidth_gbps``; the array computes tile i once its reads are
-in. Layers run one after another (a layer's reads start after the previous one's writes).
-Because the order of transfers never depends on timing, stalls can only grow as bandwidth
-falls. ``interface_bandwidth: calc`` is stall-free and reports the bandwidth it would need.
+Bandwidth: each fold is cut into steps along its stream (so that layers of few folds still
+overlap streaming with compute; the stationary block precedes the fold's first step), and
+steps are grouped into tiles of at most half the input SRAMs (double buffering) and about
+1/MIN_TILES of the layer's traffic; the first step is a tile of its own, so the exposed fill
+is small. A DMA engine and a DRAM channel run as simpy processes: the DMA issues, in a fixed
+order, tile i+1's reads (once tile i-1 has released its buffer) and then tile i-1's output
+writes; the channel serves them one at a time at ``dram_bandwidth_gbps``; the array computes
+tile i once its reads are in. Layers run one after another (a layer's reads start after the
+previous one's writes). Because the order of transfers never depends on timing, stalls can
+only grow as bandwidth falls; sub-cycle stalls round down. ``interface_bandwidth: calc`` is
+stall-free and reports the bandwidth it would need.
 """
 from __future__ import annotations
 
