@@ -25,7 +25,7 @@ from accelsim.sim.timing import native_cycles, scalesim_cycles, scalesim_gemm, s
 
 CYCLE_COLUMNS = ["zero_point_cycles", "tiling_cycles", "power_unit_cycles", "stall_cycles"]
 MEMORY_COLUMNS = [
-    "stream_tile", "stream_tiles", "dram_tiles",
+    "stream_tile", "stream_tiles", "dram_tiles", "ifmap_dram_passes", "filter_dram_passes",
     "dram_ifmap_bytes", "dram_filter_bytes", "dram_ofmap_bytes", "dram_psum_bytes", "dram_params_bytes",
     "dram_bytes", "sram_ifmap_bytes", "sram_filter_bytes", "sram_ofmap_bytes", "sram_acc_bytes",
     "reg_bytes", "avg_dram_gbps", "peak_dram_gbps",
@@ -80,6 +80,9 @@ def simulate(graph, hw, timing: str = "native", batch: int = 1) -> Result:
         sram = {b: lm.sram_read_bytes[b] + lm.sram_write_bytes[b] for b in lm.sram_read_bytes}
         mem = {
             "stream_tile": lm.stream_tile, "stream_tiles": lm.stream_tiles, "dram_tiles": lm.tiles,
+            # reuse: how many times each operand crosses the DRAM interface (1: read once)
+            "ifmap_dram_passes": dr["ifmap"] / lm.unique_bytes["ifmap"],
+            "filter_dram_passes": dr["filter"] / lm.unique_bytes["filter"] if lm.unique_bytes["filter"] else 0.0,
             "dram_ifmap_bytes": dr["ifmap"], "dram_filter_bytes": dr["filter"],
             "dram_ofmap_bytes": dw["ofmap"], "dram_psum_bytes": dr["psum"] + dw["psum"],
             "dram_params_bytes": dr["params"], "dram_bytes": lm.dram_bytes,

@@ -99,6 +99,7 @@ class LayerMemory:
     reg_bits: float
     ifmap_pinned_fraction: float            # of the row x stream / stationary operand kept on chip
     psum_spill_bytes: float                 # written (and as many read back)
+    unique_bytes: dict[str, float]          # ifmap, filter: each element once (reuse = DRAM / unique)
     tiles: int
     compute_cycles: int
     stream_tile: int                        # per-group length of the streamed dim in one pass
@@ -294,6 +295,7 @@ def layer_memory(runs: list[tuple[LayerMapping, int]], ifmap_elems: int, bits: O
         dram_read_bytes=totals["dram_r"], dram_write_bytes=totals["dram_w"],
         sram_read_bytes=totals["sram_r"], sram_write_bytes=totals["sram_w"], reg_bits=float(reg_bits),
         ifmap_pinned_fraction=float(totals["ifmap_kept"]), psum_spill_bytes=totals["spill"],
+        unique_bytes={"ifmap": min(ifmap_elems, M_layer * K * G) * ab / 8, "filter": K * N * n_scale * G * wb / 8},
         tiles=len(tc), compute_cycles=int(compute_cycles + extra_cycles),
         stream_tile=max(_stream_len(m) for m, _ in runs), stream_tiles=sum(n for _, n in runs),
         tile_reads=tr, tile_writes=tw, tile_cycles=tc,
@@ -347,21 +349,28 @@ def split_runs(gemm: GemmView, pe, tile: int) -> list[tuple[LayerMapping, int]]:
     return runs
 
 
-def stream_tile_candidates(gemm: GemmView, pe, acc_bytes: float, acc_bits: int, limit: int = 6) -> list[int]:
-    """Stream tiles to try: untiled, and the largest tile whose psums fit the accumulator
-    buffer times 1, 2, 4, ... (ws and is; os keeps its psums in the PEs and is not tiled)."""
+def stream_tile_candidates(gemm: GemmView, pe, acc_bytes: float, acc_bits: int,
+                           swept_bytes_per_unit: float = 0.0, swept_cap: float = 0.0, limit: int = 8) -> list[int]:
+    """Stream tiles to try (ws and is; os keeps its psums in the PEs and is not tiled):
+    untiled; the largest tile whose psums fit the accumulator buffer, times 1, 2, 4, ...;
+    and the largest tile whose slice of the swept (row x stream) operand fits its SRAM
+    (``swept_bytes_per_unit`` bytes per unit of stream tile, ``swept_cap`` bytes), so that
+    the col folds stop re-reading it."""
     if pe.dataflow == "output_stationary":
         return [gemm.K]
     m = map_layer(gemm, pe)
     total = gemm.M if pe.dataflow == "weight_stationary" else gemm.N
     # psum bytes per unit of stream tile in one col fold
     per = m.cols_used * acc_bits / 8 * (m.groups_per_fold if pe.dataflow == "input_stationary" else 1)
-    fit = int(acc_bytes // per)
     out = [total]
-    t = fit
-    while 1 <= t < total and len(out) < limit:
+    t = int(acc_bytes // per)
+    while 1 <= t < total and len(out) < limit - 1:
         out.append(t)
         t *= 2
+    if swept_bytes_per_unit > 0:
+        fit = int(swept_cap // swept_bytes_per_unit)
+        if 1 <= fit < total and fit not in out:
+            out.append(fit)
     return out
 
 
@@ -372,7 +381,15 @@ def plan_layer(gemm: GemmView, ifmap_elems: int, bits: OperandBits, hw, param_by
     calc`` the untiled schedule (fewest compute cycles) is kept."""
     pe, mem = hw.pe_array, hw.memory
     best = None
-    cands = stream_tile_candidates(gemm, pe, mem.accumulator_kib * KIB, bits.accumulator)
+    # the swept operand per unit of stream tile, in one group set: ws the ifmap per output
+    # pixel, is the filter per output channel
+    q = map_layer(gemm, pe).groups_per_fold
+    if pe.dataflow == "weight_stationary":
+        unique = min(ifmap_elems, gemm.M * gemm.K * gemm.groups) * bits.activation / 8
+        swept, cap = unique / gemm.M * q / gemm.groups, mem.ifmap_sram_kib * KIB
+    else:
+        swept, cap = gemm.K * n_scale * bits.weight / 8 * q, mem.filter_sram_kib * KIB
+    cands = stream_tile_candidates(gemm, pe, mem.accumulator_kib * KIB, bits.accumulator, swept, cap)
     if mem.interface_bandwidth == "calc":
         cands = cands[:1]
     bpc = bytes_per_cycle(mem, hw.clock_mhz)
