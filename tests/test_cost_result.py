@@ -39,6 +39,8 @@ def test_columns_and_cycle_decomposition(resnet18, hw):
     assert df["utilisation"].tolist() == pytest.approx((df["macs"] / (256 * df["total_cycles"])).tolist())
     assert (df["avg_dram_gbps"] <= df["peak_dram_gbps"] + 1e-9).all()
     assert (df["peak_dram_gbps"] <= hw.memory.dram_bandwidth_gbps + 1e-9).all()
+    # reuse: every operand crosses the DRAM interface at least once
+    assert (df["ifmap_dram_passes"] >= 1 - 1e-9).all() and (df["filter_dram_passes"] >= 1 - 1e-9).all()
     back = pickle.loads(pickle.dumps(resnet18))
     assert back.layers.equals(df) and back.summary == resnet18.summary
 

@@ -173,6 +173,10 @@ def test_the_planner_tiles_the_stream_when_psums_would_spill():
     g = GemmView(M=1024, K=64, N=16)
     # largest M tile whose psums fit: 1 KiB / (4 cols x 4 B) = 64 rows; then 128, 256, 512
     assert stream_tile_candidates(g, hw.pe_array, 1 * KIB, 32) == [1024, 64, 128, 256, 512]
+    # and the largest tile whose ifmap slice fits the ifmap SRAM (64 B per output pixel here)
+    assert stream_tile_candidates(g, hw.pe_array, 1 * KIB, 32, 64.0, 20 * KIB) == [1024, 64, 128, 256, 512, 320]
+    # (a whole ifmap that fits needs no such tile)
+    assert stream_tile_candidates(g, hw.pe_array, 1 * KIB, 32, 64.0, 64 * KIB) == [1024, 64, 128, 256, 512]
     lm = plan_layer(g, g.M * g.K, BITS8, hw)
     assert lm.stream_tile < 1024 and lm.psum_spill_bytes == 0
     untiled = native_cycles(map_layer(g, hw.pe_array))
