@@ -78,6 +78,30 @@ def test_conv_expected_error_is_the_conv_of_a_constant_input():
         np.testing.assert_allclose(expected_output_error(node, eps, mean), by_conv, rtol=1e-5)
 
 
+@pytest.mark.parametrize("padding, stride, dilation, hw", [(1, 1, 1, (7, 7)), (1, 2, 1, (8, 5)), ((0, 2), 1, 2, (6, 9)),
+                                                           ((1, 0, 2, 1), 2, 1, (7, 6))])
+def test_padding_aware_error_is_the_map_average_of_the_padded_conv(padding, stride, dilation, hw):
+    """With zero padding, border outputs see fewer real pixels: the correction we subtract is
+    the output error averaged over the whole map."""
+    from accelsim.graph.ops import parse_attrs
+
+    rng = np.random.default_rng(1)
+    c_in, c_out = 3, 4
+    eps = rng.normal(size=(c_out, c_in, 3, 3))
+    mean = rng.uniform(0.5, 2, c_in)
+    attrs = parse_attrs("conv2d", {"out_channels": c_out, "kernel": 3, "padding": padding, "stride": stride,
+                                   "dilation": dilation}, "test")
+    b = GraphBuilder("c")
+    b.input((c_in, *hw))
+    b.add("conv2d", "c", params={"weight": eps.astype(np.float32)}, bias=False,
+          **{k: v for k, v in attrs.items() if k != "bias"})
+    node = b.build()["c"]
+    x = np.broadcast_to(mean[None, :, None, None], (1, c_in, *hw))
+    by_conv = conv2d_forward(x, eps, None, attrs)[0].mean(axis=(1, 2))
+    np.testing.assert_allclose(expected_output_error(node, eps, mean, hw), by_conv, rtol=1e-5)
+    assert not np.allclose(expected_output_error(node, eps, mean), by_conv, rtol=1e-3)
+
+
 def _bn_relu_linear(rng, c=16, out=8):
     b = GraphBuilder("bc")
     b.input((c,))

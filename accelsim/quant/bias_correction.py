@@ -5,8 +5,11 @@ subtracting that from the bias restores the mean.
 
 - ``analytic``: E[x] from data-free statistics (stats.py: the preceding BN's beta, gamma through
   the clipped normal of its activation). For a conv (appendix B), per output channel o:
-  E[y_err]_o = sum over input channels c of its group and kernel taps of eps[o, c, taps] E[x_c],
-  assuming E[x] is the same at every position (zero padding at the border is ignored).
+  E[y_err]_o = sum over input channels c of its group and kernel taps t of eps[o, c, t] E[x_c] f_t,
+  assuming E[x_c] is the same at every pixel. DFQ's eq. 30 has f_t = 1; we take f_t = the
+  fraction of output positions at which tap t reads a real pixel rather than zero padding, so
+  the correction is the error averaged over the output map (a bias is one number per channel).
+  On a 7x7 map with a padded 3x3 kernel a corner tap sees padding at 27% of the positions.
 - ``empirical``: run the FP32 graph and the weight-quantized graph on calibration data side
   by side; at each layer, in topological order, subtract the per-channel mean difference of
   the pre-activation outputs from the bias, then carry on with the corrected output, so every
@@ -23,11 +26,28 @@ from ..graph.run import run_node
 from .stats import ChannelStats, channel_axis, propagate_stats
 
 
-def expected_output_error(node: Node, eps: np.ndarray, x_mean: np.ndarray) -> np.ndarray:
-    """eps * E[x] per output channel (eps: weight error of the layer, x_mean: E[x] per input channel)."""
+def tap_coverage(attrs: dict, in_hw: tuple[int, int], kernel: tuple[int, int]) -> np.ndarray:
+    """(kh, kw): the fraction of output positions at which each kernel tap reads an input pixel
+    (not zero padding)."""
+    top, left, bottom, right = attrs["padding"]
+    stride, dilation = attrs["stride"], attrs["dilation"]
+    fractions = []
+    for axis, (size, k, pad_lo, pad_hi) in enumerate(((in_hw[0], kernel[0], top, bottom), (in_hw[1], kernel[1], left, right))):
+        n_out = (size + pad_lo + pad_hi - dilation[axis] * (k - 1) - 1) // stride[axis] + 1
+        pos = np.arange(n_out)[:, None] * stride[axis] - pad_lo + np.arange(k)[None, :] * dilation[axis]
+        fractions.append(((pos >= 0) & (pos < size)).mean(axis=0))
+    return np.outer(fractions[0], fractions[1])
+
+
+def expected_output_error(node: Node, eps: np.ndarray, x_mean: np.ndarray,
+                          in_hw: tuple[int, int] | None = None) -> np.ndarray:
+    """eps * E[x] per output channel (eps: weight error of the layer, x_mean: E[x] per input
+    channel); for a conv with `in_hw` given, averaged over the output map (padding-aware)."""
     eps = np.asarray(eps, np.float64)
     if node.op == "linear":
         return eps @ x_mean
+    if in_hw is not None:
+        eps = eps * tap_coverage(node.attrs, in_hw, eps.shape[2:])
     groups = node.attrs["groups"]
     o, cg = eps.shape[:2]
     e = eps.sum(axis=(2, 3)).reshape(groups, o // groups, cg)
@@ -54,6 +74,7 @@ def correct_bias(graph: Graph, quantized_weights: dict[str, np.ndarray], *, mode
     amounts: dict[str, np.ndarray] = {}
     if mode == "analytic":
         stats = propagate_stats(g, input_stats)
+        shapes = g.shapes(1)
         for node in g.nodes:
             if node.name not in quantized_weights:
                 continue
@@ -61,7 +82,9 @@ def correct_bias(graph: Graph, quantized_weights: dict[str, np.ndarray], *, mode
             if x is None:
                 continue
             eps = np.asarray(quantized_weights[node.name], np.float64) - np.asarray(node.weight, np.float64)
-            delta = expected_output_error(node, eps, x.mean())
+            in_shape = shapes[node.inputs[0]]
+            in_hw = tuple(in_shape[2:]) if node.op == "conv2d" else None
+            delta = expected_output_error(node, eps, x.mean(), in_hw)
             _set_bias(node, delta)
             amounts[node.name] = delta
     elif mode == "empirical":
