@@ -20,12 +20,13 @@ float image of that integer model.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import GraphError
 from ..graph.ir import Graph
 from ..graph.run import run_node
 from .quantizers import QuantParams
@@ -166,24 +167,37 @@ class QGraph:
         return f"QGraph({self.graph.name!r}, {label}, {len(self.layers)} layers, {len(self.activations)} activation sites)"
 
     # ------------------------------------------------------------------ fake-quant reference
-    def run(self, x, batch_size: int | None = None):
-        """Fake-quant numpy reference: dequantized weights, activations quantized-dequantized at every site."""
+    def run(self, x, batch_size: int | None = None, threads: int | None = None):
+        """Fake-quant numpy reference: dequantized weights, activations quantized-dequantized at
+        every site. Batching and threading as `Graph.run` (chunks on threads, single-threaded BLAS)."""
         if not self.activations:
-            return self._fq.run(x, batch_size=batch_size)
+            return self._fq.run(x, batch_size=batch_size, threads=threads)
+        # the dispatch helpers of the FP32 interpreter, so both run alike
+        from ..graph.run import DEFAULT_BATCH_SIZE, _as_inputs, _batch_separable, _blas_single_thread
+
         g = self._fq
-        feeds = x if isinstance(x, Mapping) else {g.inputs[0]: x} if len(g.inputs) == 1 else None
-        if feeds is None:
-            raise GraphError(f"graph '{g.name}' has inputs {g.inputs}: pass a dict {{name: array}}")
-        n = len(next(iter(feeds.values())))
-        chunk = int(batch_size or 256)
-        parts = [self._run_once({k: np.asarray(v[s:s + chunk], np.float32) for k, v in feeds.items()})
-                 for s in range(0, n, chunk)]
-        merged = {k: np.concatenate([p[k] for p in parts]) for k in g.outputs}
+        feeds = _as_inputs(g, x)
+        n = next(iter(feeds.values())).shape[0]
+        g.shapes(n)
+        chunk = int(batch_size or DEFAULT_BATCH_SIZE)
+        threads = int(threads or os.cpu_count() or 1)
+        if not _batch_separable(g):
+            parts = [feeds]
+        else:
+            if threads > 1:
+                chunk = min(chunk, max(1, -(-n // threads)))
+            parts = [{k: v[s:s + chunk] for k, v in feeds.items()} for s in range(0, n, chunk)]
+        if len(parts) == 1 or threads == 1:
+            results = [self._run_once(p) for p in parts]
+        else:
+            with _blas_single_thread(), ThreadPoolExecutor(min(threads, len(parts))) as pool:
+                results = list(pool.map(self._run_once, parts))
+        merged = {k: np.concatenate([r[k] for r in results]) if len(results) > 1 else np.ascontiguousarray(results[0][k])
+                  for k in g.outputs}
         return merged[g.outputs[0]] if len(g.outputs) == 1 else merged
 
     def _run_once(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         g = self._fq
-        g.shapes(len(next(iter(feeds.values()))))
         last_use: dict[str, int] = {}
         for idx, node in enumerate(g.nodes):
             for inp in node.inputs:

@@ -90,10 +90,10 @@ class QuantParams:
         dtype = x.dtype if x.dtype.kind == "f" else np.float32
         s = self._shaped(self.scale.astype(dtype), x.ndim)
         z = self._shaped(self.zero_point.astype(dtype), x.ndim)
-        q = np.rint(x / s)
-        q += z
-        np.clip(q, self.qmin, self.qmax, out=q)
-        q -= z
+        q = x / s
+        np.rint(q, out=q)
+        # z is an integer, so clip(q + z, qmin, qmax) - z == clip(q, qmin - z, qmax - z): 2 passes fewer
+        np.clip(q, self.qmin - z, self.qmax - z, out=q)
         q *= s
         return q
 
