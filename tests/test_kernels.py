@@ -143,3 +143,16 @@ def test_kernel_rejects_operands_that_could_overflow_int64():
         run_gemm(np.array([[1 << 40]]), np.array([[1 << 30]]), 2, 2, "ws")
     with pytest.raises(AccelsimError, match="accumulator_bits"):
         run_gemm(np.ones((2, 2)), np.ones((2, 2)), 2, 2, "ws", acc_bits=63)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataflow", DATAFLOWS)
+def test_whole_resnet50_layer_with_16_bit_accumulators(dataflow):
+    """ResNet-50 layer2 3x3 conv as a GEMM (784 x 1152 x 128) on 16x16, int8 operands."""
+    rng = np.random.default_rng(6)
+    a = rng.integers(-128, 128, (784, 1152))
+    b = rng.integers(-128, 128, (1152, 128))
+    for mode in ("wrap", "saturate"):
+        r = run_gemm(a, b, 16, 16, dataflow, "double_buffered", acc_bits=16, overflow=mode)
+        ref, events = reference_gemm(a, b, 16, dataflow, 16, mode)
+        assert np.array_equal(r.out, ref) and r.overflow_events == events > 0

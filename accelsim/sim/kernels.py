@@ -14,8 +14,11 @@ Two kernels cover the three dataflows:
 - `_os_kernel`: both operands stream (left and top), each PE accumulates its own output; at
   the end of a fold the outputs move into a shadow chain and shift out of the bottom (R cycles).
 
-Valid bits travel with the data, so a fold ends when its last result has been observed, not
-after a precomputed number of cycles. Slow by design (about R*C register updates per cycle).
+Valid bits travel with the data (ws/is: with row 0's operand and down each column with the
+psum, an R-stage delay line; os: along the last used row and column to the corner PE), so a
+fold ends when its last result is observed, not after a precomputed number of cycles. Folds
+do not overlap: the next fold's operands enter once the array is empty. Slow by design: R*C
+register updates per cycle.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from numba import njit
 
 from ..errors import AccelsimError
 from ..graph.ops import GemmView
+from .accumulator import accumulator_range
 from .mapping import dataflow_name, groups_per_fold
 
 # --------------------------------------------------------------------------- numba kernels
@@ -339,15 +343,12 @@ class KernelResult:
     pe_updates: int         # PE-cycles stepped (rows x cols per compute cycle)
 
 
-def acc_range(acc_bits: int) -> tuple[int, int]:
+def _check_operands(A: np.ndarray, B: np.ndarray, acc_bits: int) -> None:
+    # psum (< 2^61) + product (< 2^62) must not overflow int64 before the accumulator op
     if not 1 <= acc_bits <= 62:
         raise AccelsimError(f"accumulator_bits must be in 1..62 for the int64 kernels, found {acc_bits}")
-    return -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
-
-
-def _check_operands(A: np.ndarray, B: np.ndarray, acc_bits: int) -> None:
     bound = int(np.abs(A).max(initial=0)) * int(np.abs(B).max(initial=0))
-    if bound >= 1 << 62 or acc_bits > 62:
+    if bound >= 1 << 62:
         raise AccelsimError("operands too large: |a*b| must stay below 2^62 in int64 arithmetic")
 
 
@@ -365,8 +366,8 @@ def run_grouped_gemm(A: np.ndarray, B: np.ndarray, rows: int, cols: int, dataflo
         raise AccelsimError(f"unknown weight_preload '{weight_preload}'")
     if overflow not in ("wrap", "saturate"):
         raise AccelsimError(f"unknown accumulator_overflow '{overflow}'; expected wrap or saturate")
-    lo, hi = acc_range(acc_bits)
     _check_operands(A, B, acc_bits)
+    lo, hi = accumulator_range(acc_bits)
     G, M, K = A.shape
     N = B.shape[2]
     q = groups_per_fold(dataflow, GemmView(M, K, N, G), rows, cols, group_packing)

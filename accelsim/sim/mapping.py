@@ -16,6 +16,7 @@ q*Ng for ws and os (os streams q*Kg, is streams q*Ng). ``one_per_fold`` runs eac
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -165,17 +166,9 @@ def map_gemm(gemm: GemmView, rows: int, cols: int, dataflow: str, packing: str =
         col_folds=col_folds, folds=0, rows_used=min(rows, row_dim), cols_used=min(cols, col_dim),
         stream_len=t, macs=gemm.macs,
     )
-    # the remainder set may have fewer row/col folds only when q > 1, where packed dims fit one fold
-    folds = sum(k.count for k in mapping.fold_kinds())
-    return _replace(mapping, folds=folds)
+    return dataclasses.replace(mapping, folds=sum(k.count for k in mapping.fold_kinds()))
 
 
 def map_layer(gemm: GemmView, pe_array) -> LayerMapping:
     """Map with a config's `pe_array` section (rows, cols, dataflow, group_packing)."""
     return map_gemm(gemm, pe_array.rows, pe_array.cols, pe_array.dataflow, pe_array.group_packing)
-
-
-def _replace(m: LayerMapping, **kw) -> LayerMapping:
-    import dataclasses
-
-    return dataclasses.replace(m, **kw)

@@ -82,6 +82,8 @@ def scalesim_mapping(gemm: GemmView, rows: int, cols: int, dataflow: str) -> Lay
 def scalesim_cycles(mapping: LayerMapping) -> int:
     """SCALE-Sim 3.0's stall-free "Total Cycles": per group (layer), folds x per-fold - 1, with
     per-fold os: R + C + T - 2, ws/is: 2R + C + T - 2 (full array dims, partial folds too)."""
+    if mapping.groups_per_fold != 1:
+        raise AccelsimError("SCALE-Sim timing needs a mapping without group packing (scalesim_mapping)")
     r, c, t = mapping.array_rows, mapping.array_cols, mapping.stream_len
     per_fold = r + c + t - 2 + (0 if mapping.dataflow == "output_stationary" else r)
     folds_per_group = mapping.row_folds * mapping.col_folds
