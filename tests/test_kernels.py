@@ -130,10 +130,21 @@ def test_run_layer_uses_the_hardware_config():
     gemm = GemmView(M=20, K=40, N=5, groups=2)
     a = rng.integers(-128, 128, (2, 20, 40))
     b = rng.integers(-128, 128, (2, 40, 5))
-    r = run_layer(gemm, hw, a, b)
+    with pytest.warns(AccumulatorWarning):
+        hw_alone = hw.replace("pe_array.group_packing", "one_per_fold")
+    alone = run_layer(gemm, hw_alone, a, b)
     for g in range(2):
         ref, _ = reference_gemm(a[g], b[g], 16, "ws", 12, "saturate")
-        assert np.array_equal(r.out[g], ref)
+        assert np.array_equal(alone.out[g], ref)
+    # packed (the default): both groups share folds as one block-diagonal GEMM of K = 80 rows, so
+    # the K-fold boundaries, and with them the saturation order, follow the packed rows
+    packed = run_layer(gemm, hw, a, b)
+    a_packed = np.concatenate([a[0], a[1]], axis=1)
+    b_packed = np.zeros((80, 10), dtype=np.int64)
+    b_packed[:40, :5], b_packed[40:, 5:] = b[0], b[1]
+    ref, _ = reference_gemm(a_packed, b_packed, 16, "ws", 12, "saturate")
+    assert np.array_equal(packed.out[0], ref[:, :5]) and np.array_equal(packed.out[1], ref[:, 5:])
+    assert not np.array_equal(packed.out, alone.out)  # the order is visible under saturation
     with pytest.raises(AccelsimError, match="do not match the GEMM view"):
         run_layer(gemm, hw, a[:, :, :39], b)
 

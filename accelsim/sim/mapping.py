@@ -11,12 +11,14 @@ Which GEMM dims sit on rows and columns follows SCALE-Sim's conventions:
 A grouped conv is `groups` independent GEMMs. With ``group_packing: packed``, q groups share
 a fold as one block-diagonal GEMM, M x (q*Kg) @ (q*Kg) x (q*Ng): group i's weights sit in
 their own row block and column block and read only their own inputs, the zero blocks add
-nothing. q is as large as the spatial dims allow: rows hold q*Kg for ws and is, columns hold
-q*Ng for ws and os (os streams q*Kg, is streams q*Ng). ``one_per_fold`` runs each group alone.
+nothing. q minimises the layer's cycles (see `groups_per_fold`); rows hold q*Kg for ws and is,
+columns q*Ng for ws and os (os streams q*Kg, is streams q*Ng), and a packed set may fold over
+the array like any GEMM. ``one_per_fold`` runs each group alone.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -137,18 +139,44 @@ def _chunks(size: int, tile: int) -> list[tuple[int, int]]:
     return ([(full, tile)] if full else []) + ([(1, rest)] if rest else [])
 
 
+def fold_compute_cycles(dataflow: str, rows: int, cols: int, ru: int, cu: int, t: int) -> int:
+    """Cycles from a fold's first operand entering to its last result (os: last MAC).
+
+    ws/is: the last partial sum leaves the bottom edge after passing all R rows; os: the last
+    MAC happens at PE(ru-1, cu-1). See `timing` for the load/drain added per fold.
+    """
+    if dataflow == "output_stationary":
+        return t + ru + cu - 2
+    return t + rows + cu - 2
+
+
 def groups_per_fold(dataflow: str, gemm: GemmView, rows: int, cols: int, packing: str) -> int:
-    """How many groups share one fold (block-diagonally) under the packing policy."""
+    """How many groups share one fold (block-diagonally) under the packing policy.
+
+    `packed` picks the q with the fewest cycles with serial preload (each fold's compute plus
+    its R-cycle load or drain). A packed set may itself fold over the array (a 3x3 depthwise
+    set of 16 groups on a 16-row ws array spans 9 row folds), so packing pays even where one
+    group's K alone fills most of the rows. Ties go to the smaller q (fewer zero PEs).
+    """
     if packing == "one_per_fold" or gemm.groups == 1:
         return 1
     if packing != "packed":
         raise AccelsimError(f"unknown group_packing '{packing}'; expected packed or one_per_fold")
-    fits = {
-        "weight_stationary": min(rows // gemm.K, cols // gemm.N),
-        "output_stationary": cols // gemm.N,
-        "input_stationary": rows // gemm.K,
-    }[dataflow]
-    return max(1, min(fits, gemm.groups))
+    return _best_packing(dataflow, gemm.M, gemm.K, gemm.N, gemm.groups, rows, cols)
+
+
+@functools.lru_cache(maxsize=4096)
+def _best_packing(dataflow: str, m: int, k: int, n: int, groups: int, rows: int, cols: int) -> int:
+    def serial_cycles(q: int) -> int:
+        full, rest = divmod(groups, q)
+        total = 0
+        for n_sets, size in ((full, q), (1, rest)) if rest else ((full, q),):
+            for count, ru, cu, t in _set_fold_kinds(_set_dims(dataflow, m, k, n, size), rows, cols):
+                total += n_sets * count * (fold_compute_cycles(dataflow, rows, cols, ru, cu, t) + rows)
+        return total
+
+    # beyond R*C groups in one set nothing more fits side by side
+    return min(range(1, min(groups, rows * cols) + 1), key=lambda q: (serial_cycles(q), q))
 
 
 def map_gemm(gemm: GemmView, rows: int, cols: int, dataflow: str, packing: str = "packed") -> LayerMapping:

@@ -18,17 +18,10 @@ import math
 
 from ..errors import AccelsimError
 from ..graph.ops import GemmView
-from .mapping import LayerMapping, map_gemm
+from .mapping import LayerMapping, fold_compute_cycles, map_gemm
 
 TIMINGS = ("native", "scalesim")
 PRELOADS = ("serial", "double_buffered")
-
-
-def fold_compute_cycles(dataflow: str, rows: int, cols: int, ru: int, cu: int, t: int) -> int:
-    """Cycles from a fold's first operand entering to its last result (os: last MAC)."""
-    if dataflow == "output_stationary":
-        return t + ru + cu - 2
-    return t + rows + cu - 2
 
 
 def native_cycles(mapping: LayerMapping, weight_preload: str = "serial") -> int:
