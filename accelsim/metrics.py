@@ -8,6 +8,7 @@ transformed here.
 from __future__ import annotations
 
 import functools
+import json
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from .graph.ir import Graph
 from .paths import find_bundled
 
 DEFAULT_BATCH_SIZE = 500
-MANIFEST = "models"  # workloads/models.yaml
+MANIFEST = "models"  # workloads/models.json (JSON, so the zoo does not take it for a graph YAML)
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,10 @@ class EvalResult:
 
 @functools.lru_cache(maxsize=None)
 def _manifest_at(path: Path, mtime_ns: int) -> dict[str, dict[str, Any]]:
-    import yaml
-
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise AccelsimError(f"{path}: not valid YAML ({exc})") from None
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise AccelsimError(f"{path}: not valid JSON ({exc})") from None
     models = doc.get("models") if isinstance(doc, dict) else None
     if not isinstance(models, dict):
         raise AccelsimError(f"{path}: expected a mapping 'models: {{name: {{...}}}}'")
@@ -75,8 +74,8 @@ def _manifest_at(path: Path, mtime_ns: int) -> dict[str, dict[str, Any]]:
 
 
 def load_manifest() -> dict[str, dict[str, Any]]:
-    """workloads/models.yaml: per bundled trained model, its dataset, preprocessing, FP32 accuracy, ..."""
-    path = find_bundled("workloads", MANIFEST, (".yaml",))
+    """workloads/models.json: per bundled trained model, its dataset, preprocessing, FP32 accuracy, ..."""
+    path = find_bundled("workloads", MANIFEST, (".json",))
     if path is None:
         return {}
     return _manifest_at(path.resolve(), path.stat().st_mtime_ns)
@@ -108,6 +107,8 @@ def _resolve_model(model: Any) -> tuple[Any, str, dict[str, Any] | None]:
 
 
 def _check_input_shape(graph: Graph, data: Dataset) -> None:
+    if not graph.has_params:
+        raise AccelsimError(f"{graph.name} carries no weights (a shape-only workload): it cannot be evaluated")
     inputs = graph.inputs
     if len(inputs) != 1:
         raise AccelsimError(f"{graph.name}: evaluation needs a graph with one input, found {len(inputs)}")
@@ -118,8 +119,6 @@ def _check_input_shape(graph: Graph, data: Dataset) -> None:
             f"{graph.name} expects inputs of shape {shape}, but dataset '{data.name}' has "
             f"{'x'.join(map(str, data.input_shape))}"
         )
-    if not graph.has_params:
-        raise AccelsimError(f"{graph.name} carries no weights (a shape-only workload): it cannot be evaluated")
 
 
 def _logits(out: Any, n: int, where: str) -> np.ndarray:
