@@ -11,9 +11,8 @@ from accelsim.config.hw import HwConfig
 from accelsim.config.scalesim_cfg import hw_from_scalesim_cfg
 from accelsim.config.validate import TOP_LEVEL, hw_from_dict
 from accelsim.errors import ConfigError
+from accelsim.paths import REPO_ROOT, find_bundled, list_bundled
 
-# accelsim/config/load.py -> the repository root (same as Path(accelsim.__file__).parents[1])
-REPO_ROOT = Path(__file__).resolve().parents[2]
 HWCONFIG_DIR = "hwconfigs"
 
 
@@ -27,18 +26,17 @@ def load_hw(path_or_name: str | os.PathLike) -> HwConfig:
 
 
 def find_hw(name: str | os.PathLike) -> Path:
-    """Resolve a path or bare name: the path as given, then ./hwconfigs/<name>.yaml,
-    then <repo root>/hwconfigs/<name>.yaml, then a relative path under the repo root."""
+    """Resolve a path or bare name: the path as given, then <name>.yaml in the bundled
+    hwconfigs/ folders (`accelsim.paths`), then a relative path under the repo root."""
     given = Path(name)
     if given.exists():
         return given
-    candidates = [Path(HWCONFIG_DIR) / f"{name}.yaml", REPO_ROOT / HWCONFIG_DIR / f"{name}.yaml"]
-    if not given.is_absolute():  # "hwconfigs/x.yaml" from outside the repo
-        candidates.append(REPO_ROOT / given)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    shipped = sorted(p.stem for p in (REPO_ROOT / HWCONFIG_DIR).glob("*.yaml"))
+    found = find_bundled(HWCONFIG_DIR, str(name), (".yaml",))
+    if found is not None:
+        return found
+    if not given.is_absolute() and (REPO_ROOT / given).is_file():  # "hwconfigs/x.yaml" from elsewhere
+        return REPO_ROOT / given
+    shipped = list_bundled(HWCONFIG_DIR, (".yaml",))
     raise ConfigError(str(name), None, f"expected an existing file or a config name "
                       f"({', '.join(shipped) or 'none shipped'}); found no such file or name")
 
