@@ -57,6 +57,18 @@ def _hw_with(hw, weight_scheme: str):
     return hw_from_dict(d)
 
 
+def _absorption_note(graph, qg) -> str:
+    """How many links absorbed a bias, and the largest beta - 3|gamma| the rule saw."""
+    from accelsim.quant import equalize, fold_batchnorm, replace_relu6
+    from accelsim.quant.patterns import find_cle_sets
+
+    g = equalize(replace_relu6(fold_batchnorm(graph)))
+    margins = [float((g[l.a].params["bn_beta"] - 3 * abs(g[l.a].params["bn_gamma"])).max())
+               for links in find_cle_sets(g)[0] for l in links if l.has_relu and "bn_beta" in g[l.a].params]
+    worst = f"; largest beta - 3|gamma| after equalization: {max(margins):.2f}" if margins else ""
+    return f"{len(qg.info.get('absorbed', {}))} of {len(margins)} relu links absorb a bias{worst}"
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
@@ -93,8 +105,8 @@ def run(models, bits, hw_name, weight_schemes, limit, model_dir, progress) -> st
                         if eq is not None:
                             notes["equalization"] = (f"{len(eq.sets)} sets ({sum(len(s) == 2 for s in eq.sets)} triplets), "
                                                      f"{eq.iterations} iterations, converged: {eq.converged}")
-                        if qg.info.get("absorbed"):
-                            notes["absorption"] = f"{len(qg.info['absorbed'])} layers gave away bias"
+                        if label == "+ absorbing bias":
+                            notes["absorption"] = _absorption_note(graph, qg)
                     cells.append(_pct(accelsim.evaluate(qg, ds, limit=limit)))
                     progress(f"{scheme} {name} {label} W{b}A8: {cells[-1]}")
                 table.append(f"| {label} | {_pct(float_acc)} | " + " | ".join(cells) + " |")
