@@ -2,6 +2,21 @@
 absorption, bias correction, recipes and the fake-quant reference (`QGraph`).
 
 Every transform takes a Graph and returns a new one; the input is never modified.
+
+Decisions (each module's docstring has the details):
+- BN folding keeps the BN's beta/gamma on the conv (params ``bn_beta``/``bn_gamma``);
+  equalization rescales them and absorption shifts them, so BN-based ranges and analytic
+  bias correction always see the statistics of the current graph (fold.py).
+- Equalization never crosses relu6 (it is not positively scale-equivariant): the
+  ``replace_relu6`` step makes those pairs eligible. It does cross relu, identity and
+  maxpool, never an add, concat, flatten or a tensor with two consumers (patterns.py).
+- Absorption ignores zero padding in the absorbing layer, as AIMET does (absorb.py).
+- Analytic bias correction weights each kernel tap by the fraction of output positions where
+  it reads real pixels (bias_correction.py); data-free statistics of layers without BN use
+  documented approximations (stats.py).
+- Activations are quantized where an accelerator writes them: conv/linear outputs after a
+  fused relu/relu6, adds, concats, pools that average, the graph input (qgraph.py).
+- A recipe may ask for less than the hardware's datapath supports, never more (recipe.py).
 """
 from __future__ import annotations
 

@@ -126,9 +126,10 @@ def _choice(src: str, field: str, value: Any, options) -> str:
     return value
 
 
-def _bits(src: str, field: str, value: Any, hw_bits: int, what: str) -> int:
+def _bits(src: str, field: str, value: Any, hw_bits: int, what: str, from_hw: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not MIN_BITS <= value <= MAX_BITS:
-        raise ConfigError(src, field, f"expected an integer from {MIN_BITS} to {MAX_BITS}; found {_describe(value)}")
+        origin = f" (the default, from the hardware's precision.{what}: set {field} in the recipe)" if from_hw else ""
+        raise ConfigError(src, field, f"expected an integer from {MIN_BITS} to {MAX_BITS}; found {_describe(value)}{origin}")
     if value > hw_bits:
         raise ConfigError(src, field, f"expected at most {hw_bits} (the hardware's precision.{what}); found {value}")
     return value
@@ -195,9 +196,10 @@ def load_recipe(recipe: str | os.PathLike | Mapping | Recipe, hw: HwConfig,
             values[key] = value
 
     hw_name = hw.name
-    values["weight_bits"] = _bits(src, "weight_bits", values["weight_bits"], hw.precision.weight_bits, "weight_bits")
+    values["weight_bits"] = _bits(src, "weight_bits", values["weight_bits"], hw.precision.weight_bits, "weight_bits",
+                                  "weight_bits" not in doc)
     values["activation_bits"] = _bits(src, "activation_bits", values["activation_bits"], hw.precision.activation_bits,
-                                      "activation_bits")
+                                      "activation_bits", "activation_bits" not in doc)
     for key, hw_value in (("weight_scheme", q.weight_scheme), ("activation_scheme", q.activation_scheme)):
         _choice(src, key, values[key], SCHEMES)
         if values[key] == "asymmetric" and hw_value == "symmetric":
