@@ -15,22 +15,28 @@ def zoo_names() -> list[str]:
     return list_bundled("workloads", ZOO_SUFFIXES)
 
 
+def find_workload_file(name_or_path: str | Path) -> Path:
+    """The file behind a workload: the path as given, or a bundled zoo name."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    found = find_bundled("workloads", str(name_or_path), ZOO_SUFFIXES)
+    if found is not None:
+        return found
+    if path.suffix or "/" in str(name_or_path):
+        raise GraphError(f"{name_or_path}: file not found")
+    names = zoo_names()
+    near = difflib.get_close_matches(str(name_or_path), names, n=3)
+    hint = f"; did you mean {', '.join(near)}?" if near else ""
+    raise GraphError(
+        f"unknown workload '{name_or_path}'{hint} (bundled: {', '.join(names)}; "
+        "or give a .yaml, .onnx or SCALE-Sim .csv file)"
+    )
+
+
 def load_model(name_or_path: str | Path) -> Graph:
     """A zoo name (`resnet50`), a graph YAML, an ONNX file or a SCALE-Sim topology CSV -> Graph."""
-    path = Path(name_or_path)
-    if not path.is_file():
-        found = find_bundled("workloads", str(name_or_path), ZOO_SUFFIXES)
-        if found is None:
-            if path.suffix or "/" in str(name_or_path):
-                raise GraphError(f"{name_or_path}: file not found")
-            names = zoo_names()
-            near = difflib.get_close_matches(str(name_or_path), names, n=3)
-            hint = f"; did you mean {', '.join(near)}?" if near else ""
-            raise GraphError(
-                f"unknown workload '{name_or_path}'{hint} (bundled: {', '.join(names)}; "
-                "or give a .yaml, .onnx or SCALE-Sim .csv file)"
-            )
-        path = found
+    path = find_workload_file(name_or_path)
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
         from .yaml_io import load_graph_yaml
