@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, Iterable, Iterator
 
 import numpy as np

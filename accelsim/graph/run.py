@@ -377,7 +377,8 @@ def _batch_separable(graph) -> bool:
     return all(s1[k][:1] == (1,) and s2[k][:1] == (2,) for k in s1)
 
 
-def _run_once(graph, feeds: dict[str, np.ndarray], keep: set[str], keep_all: bool) -> dict[str, np.ndarray]:
+def _run_once(graph, feeds: dict[str, np.ndarray], keep: set[str], keep_all: bool,
+              transform: Callable[[str, np.ndarray], np.ndarray] | None = None) -> dict[str, np.ndarray]:
     last_use: dict[str, int] = {}
     for idx, node in enumerate(graph.nodes):
         for inp in node.inputs:
@@ -388,6 +389,8 @@ def _run_once(graph, feeds: dict[str, np.ndarray], keep: set[str], keep_all: boo
             values[node.name] = feeds[node.name]
         else:
             values[node.name] = run_node(node, [values[i] for i in node.inputs])
+        if transform is not None:
+            values[node.name] = transform(node.name, values[node.name])
         if not keep_all:  # free what no later node reads
             for inp in set(node.inputs):
                 if last_use.get(inp) == idx and inp not in keep:
@@ -405,7 +408,7 @@ def _blas_single_thread():
 
 
 def run_graph(graph, x, outputs=None, return_all: bool = False, batch_size: int | None = None,
-              threads: int | None = None):
+              threads: int | None = None, transform: Callable[[str, np.ndarray], np.ndarray] | None = None):
     """Run `graph` in FP32 on `x` (an array for a one-input graph, else {input name: array}).
 
     Returns the output array (or {name: array} when the graph has several outputs or
@@ -414,6 +417,8 @@ def run_graph(graph, x, outputs=None, return_all: bool = False, batch_size: int 
     `batch_size` (default 256) to bound memory; chunks run on `threads` threads (default:
     the CPU count) with single-threaded BLAS, which beats BLAS's own threading on the
     small GEMMs of a chunk (numpy releases the GIL in BLAS and in most array loops).
+    `transform(name, value)`, if given, replaces each node's output before later nodes read it
+    (the fake-quant reference quantizes activations this way).
     """
     _check_params(graph)
     feeds = _as_inputs(graph, x)
@@ -435,16 +440,16 @@ def run_graph(graph, x, outputs=None, return_all: bool = False, batch_size: int 
         raise GraphError(f"threads must be >= 1, found {threads}")
     keep = set(wanted)
     if not _batch_separable(graph):
-        results = [_run_once(graph, feeds, keep, return_all)]
+        results = [_run_once(graph, feeds, keep, return_all, transform)]
     else:
         if threads > 1:  # at least one chunk per thread
             chunk = min(chunk, max(1, -(-n // threads)))
         parts = [{k: v[s : s + chunk] for k, v in feeds.items()} for s in range(0, n, chunk)]
         if len(parts) == 1 or threads == 1:
-            results = [_run_once(graph, p, keep, return_all) for p in parts]
+            results = [_run_once(graph, p, keep, return_all, transform) for p in parts]
         else:
             with _blas_single_thread(), ThreadPoolExecutor(min(threads, len(parts))) as pool:
-                results = list(pool.map(lambda p: _run_once(graph, p, keep, return_all), parts))
+                results = list(pool.map(lambda p: _run_once(graph, p, keep, return_all, transform), parts))
     keys = list(results[0]) if return_all else wanted
     merged = {
         k: np.ascontiguousarray(results[0][k]) if len(results) == 1 else np.concatenate([r[k] for r in results])

@@ -20,15 +20,12 @@ float image of that integer model.
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
 from ..graph.ir import Graph
-from ..graph.run import run_node
 from .quantizers import QuantParams
 
 FUSABLE = ("relu", "relu6")
@@ -170,48 +167,12 @@ class QGraph:
     def run(self, x, batch_size: int | None = None, threads: int | None = None):
         """Fake-quant numpy reference: dequantized weights, activations quantized-dequantized at
         every site. Batching and threading as `Graph.run` (chunks on threads, single-threaded BLAS)."""
-        if not self.activations:
-            return self._fq.run(x, batch_size=batch_size, threads=threads)
-        # the dispatch helpers of the FP32 interpreter, so both run alike
-        from ..graph.run import DEFAULT_BATCH_SIZE, _as_inputs, _batch_separable, _blas_single_thread
+        return self._fq.run(x, batch_size=batch_size, threads=threads,
+                            transform=self._quantize_activation if self.activations else None)
 
-        g = self._fq
-        feeds = _as_inputs(g, x)
-        n = next(iter(feeds.values())).shape[0]
-        g.shapes(n)
-        chunk = int(batch_size or DEFAULT_BATCH_SIZE)
-        threads = int(threads or os.cpu_count() or 1)
-        if not _batch_separable(g):
-            parts = [feeds]
-        else:
-            if threads > 1:
-                chunk = min(chunk, max(1, -(-n // threads)))
-            parts = [{k: v[s:s + chunk] for k, v in feeds.items()} for s in range(0, n, chunk)]
-        if len(parts) == 1 or threads == 1:
-            results = [self._run_once(p) for p in parts]
-        else:
-            with _blas_single_thread(), ThreadPoolExecutor(min(threads, len(parts))) as pool:
-                results = list(pool.map(self._run_once, parts))
-        merged = {k: np.concatenate([r[k] for r in results]) if len(results) > 1 else np.ascontiguousarray(results[0][k])
-                  for k in g.outputs}
-        return merged[g.outputs[0]] if len(g.outputs) == 1 else merged
-
-    def _run_once(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        g = self._fq
-        last_use: dict[str, int] = {}
-        for idx, node in enumerate(g.nodes):
-            for inp in node.inputs:
-                last_use[inp] = idx
-        keep = set(g.outputs)
-        values: dict[str, np.ndarray] = {}
-        for idx, node in enumerate(g.nodes):
-            v = feeds[node.name] if node.op == "input" else run_node(node, [values[i] for i in node.inputs])
-            q = self.activations.get(node.name)
-            values[node.name] = q.fake_quant(v) if q is not None else v
-            for inp in set(node.inputs):
-                if last_use.get(inp) == idx and inp not in keep:
-                    del values[inp]
-        return {k: values[k] for k in g.outputs}
+    def _quantize_activation(self, name: str, value: np.ndarray) -> np.ndarray:
+        q = self.activations.get(name)
+        return q.fake_quant(value) if q is not None else value
 
     # ------------------------------------------------------------------ reporting
     def table(self):
