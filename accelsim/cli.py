@@ -272,7 +272,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         from .data import load_dataset
 
         ds = load_dataset(args.calibration)
-        calib = np.asarray((ds.x_train if len(ds.x_train) else ds.x_test)[: args.calibration_size])
+        calib = ds.calibration(args.calibration_size)
     graph = load_model(args.model)
     qg = quantize(graph, recipe, hw=hw, calibration=calib)
     eq = qg.info.get("equalization")

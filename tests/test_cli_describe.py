@@ -75,3 +75,13 @@ def test_validate_shipped_configs(name):
     status, out, err = run_cli("validate", f"hwconfigs/{name}.yaml")
     assert status == 0, err
     assert "ok" in out
+
+
+def test_describe_graph_without_gemm_layers_prints_an_empty_table(tmp_path):
+    f = tmp_path / "pool.yaml"
+    f.write_text("name: pool\ninputs: [{name: input, shape: [3, 8, 8]}]\nlayers:\n  - {name: p, op: maxpool, kernel: 2}\n")
+    status, out, err = run_cli("describe", str(f), "--format", "csv")
+    assert status == 0, err
+    assert out.startswith("layer,op,") and len(out.strip().splitlines()) == 1
+    status, out, _ = run_cli("describe", str(f), "--all", "--format", "json")
+    assert status == 0 and json.loads(out)["totals"]["MACs"] == 0

@@ -209,3 +209,19 @@ def test_load_npz_missing_and_garbage_file(tmp_path):
     garbage.write_bytes(b"not a zip file")
     with pytest.raises(AccelsimError, match="not a readable .npz"):
         load_npz(garbage)
+
+
+def test_calibration_batch_is_class_balanced_seeded_and_from_the_train_split():
+    ds = load_dataset("mnist5k")
+    calib = ds.calibration(256)
+    assert calib.shape == (256, 1, 28, 28)
+    # which train images were taken: look them up (the splits are sorted by class, so x[:256]
+    # would be all zeros)
+    index = {x.tobytes(): y for x, y in zip(ds.x_train, ds.y_train)}
+    labels = np.array([index[x.tobytes()] for x in calib])
+    counts = np.bincount(labels, minlength=10)
+    assert counts.min() >= 25 and counts.max() <= 26
+    assert np.array_equal(ds.calibration(256), calib)
+    assert not np.array_equal(ds.calibration(256, seed=1), calib)
+    with pytest.raises(AccelsimError, match="expected >= 1"):
+        ds.calibration(0)

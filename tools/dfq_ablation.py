@@ -76,7 +76,7 @@ def _pct(x: float) -> str:
 def run(models, bits, hw_name, weight_schemes, limit, model_dir, progress) -> str:
     ds = load_dataset("mnist5k")
     input_range = [(0.0 - ds.mean) / ds.std, (1.0 - ds.mean) / ds.std]
-    calib = ds.x_train[:CALIBRATION_IMAGES]
+    calib = ds.calibration(CALIBRATION_IMAGES)
     base_hw = load_hw(hw_name)
     lines = []
     t_start = time.perf_counter()

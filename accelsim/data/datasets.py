@@ -55,6 +55,18 @@ class Dataset:
             raise AccelsimError(f"dataset '{self.name}' has no {which} split")
         return x, y
 
+    def calibration(self, n: int, seed: int = SPLIT_SEED) -> np.ndarray:
+        """`n` train images for calibration, class-balanced and seeded: classes take turns, each
+        in a seeded random order. (The splits are sorted by class: never calibrate on x[:n].)
+        A split without labels (a user .npz of test data only) falls back to the test images."""
+        if n < 1:
+            raise AccelsimError(f"calibration size: expected >= 1 images, found {n}")
+        x, y = (self.x_train, self.y_train) if len(self.y_train) else (self.x_test, self.y_test)
+        rng = np.random.default_rng(seed)
+        per_class = [rng.permutation(np.flatnonzero(y == c)) for c in np.unique(y)]
+        order = [idx[i] for i in range(max(len(p) for p in per_class)) for idx in per_class if i < len(idx)]
+        return np.asarray(x[np.array(order[:n])])
+
     @property
     def input_shape(self) -> tuple[int, ...]:
         """One sample's shape, (C, H, W)."""

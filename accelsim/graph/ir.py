@@ -239,7 +239,9 @@ class Graph:
                     "ofmap_elems": info.ofmap_elems,
                 }
             )
-        return pd.DataFrame(rows)
+        columns = ["layer", "op", "input_shape", "output_shape", "gemm_M", "gemm_K", "gemm_N", "groups",
+                   "macs", "weight_elems", "bias_elems", "ifmap_elems", "ofmap_elems"]
+        return pd.DataFrame(rows, columns=columns)  # the columns even when no layer matches
 
     # ------------------------------------------------------------------ numerics (FP32 reference)
     def run(self, x: np.ndarray, **kwargs: Any):
