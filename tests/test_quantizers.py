@@ -111,6 +111,10 @@ def test_bits_out_of_range(bits):
 def test_unknown_scheme():
     with pytest.raises(AccelsimError, match="unknown quantization scheme"):
         make_qparams(-1, 1, 8, "affine")
+    for signed in (True, False):  # the unsigned grid is no excuse to skip the scheme check
+        with pytest.raises(AccelsimError, match="unknown quantization scheme 'bogus'"):
+            grid_limits(8, "bogus", signed=signed)
+    assert grid_limits(8, "symmetric", signed=False) == (0, 255)
 
 
 def test_mse_beats_minmax_on_heavy_tails_and_never_loses():

@@ -32,10 +32,10 @@ def check_bits(bits: int, what: str = "bits") -> int:
 def grid_limits(bits: int, scheme: str, signed: bool = True, narrow: bool = True) -> tuple[int, int]:
     """(qmin, qmax) of the integer grid. `signed`/`narrow` only matter for symmetric grids."""
     check_bits(bits)
+    if scheme not in SCHEMES:
+        raise AccelsimError(f"unknown quantization scheme '{scheme}'; expected one of: {', '.join(SCHEMES)}")
     if scheme == "asymmetric" or not signed:
         return 0, 2**bits - 1
-    if scheme != "symmetric":
-        raise AccelsimError(f"unknown quantization scheme '{scheme}'; expected one of: {', '.join(SCHEMES)}")
     top = 2 ** (bits - 1) - 1
     return (-top if narrow else -top - 1), top
 
