@@ -69,6 +69,10 @@ def test_recipe_dict_overrides_and_yaml(hw, tmp_path):
     ({"method": "dfq", "steps": {"equalize": "yes"}}, "steps.equalize", "true or false"),
     ({"method": "dfq", "activation_range": "percentile"}, "activation_range", "bn, minmax, mse"),
     ({"method": "dfq", "input_range": [1, 0]}, "input_range", "lo < hi"),
+    ({"method": "dfq", "input_range": [float("-inf"), 1]}, "input_range", "finite"),
+    ({"method": "dfq", "input_range": [0, float("nan")]}, "input_range", "finite"),
+    ({"method": "dfq", "bn_range_n": float("inf")}, "bn_range_n", "positive finite number"),
+    ({"method": "dfq", "bn_range_n": float("nan")}, "bn_range_n", "positive finite number"),
     ({"method": "fp32", "steps": {"equalize": True}}, "steps", "takes no steps"),
     ({"method": "dfq", "steps": {"fold_batchnorm": False}}, "steps.fold_batchnorm", "folded layers"),
     ({"weight_bits": 8}, "method", "missing"),
@@ -110,6 +114,19 @@ def test_yaml_recipe_errors_name_the_file(hw, tmp_path):
     assert exc.value.file == str(f) and exc.value.field == "steps.equalise"
     with pytest.raises(ConfigError, match="recipe name"):
         load_recipe("no-such-recipe", hw)
+
+
+@pytest.mark.parametrize("line, field, found", [
+    ("bn_range_n: .inf", "bn_range_n", "the float inf"),
+    ("input_range: [-.inf, 1]", "input_range", "[-inf, 1]"),
+])
+def test_infinite_ranges_are_rejected_naming_file_and_field(hw, tmp_path, line, field, found):
+    f = tmp_path / "inf.yaml"
+    f.write_text(f"method: dfq\n{line}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_recipe(str(f), hw)
+    assert exc.value.file == str(f) and exc.value.field == field
+    assert "finite" in str(exc.value) and found in str(exc.value)
 
 
 # ----------------------------------------------------------------------------- quantize

@@ -27,6 +27,7 @@ with a clear error. It will slot in as another weight quantizer chosen by ``meth
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -111,6 +112,12 @@ def _describe(value: Any) -> str:
     from ..config.validate import describe
 
     return describe(value)
+
+
+def _describe_range(r: Any) -> str:
+    if isinstance(r, (list, tuple)) and len(r) <= 4 and all(isinstance(v, (int, float)) for v in r):
+        return "[" + ", ".join(str(v) for v in r) + "]"
+    return _describe(r)
 
 
 def _hint(word: Any, options) -> str:
@@ -213,14 +220,15 @@ def load_recipe(recipe: str | os.PathLike | Mapping | Recipe, hw: HwConfig,
     _choice(src, "activation_range", values["activation_range"], ACTIVATION_RANGES)
     _choice(src, "last_layer_range", values.get("last_layer_range", "same"), LAST_LAYER_RANGES)
     n = values.get("bn_range_n", 6.0)
-    if isinstance(n, bool) or not isinstance(n, (int, float)) or not n > 0:
-        raise ConfigError(src, "bn_range_n", f"expected a positive number; found {_describe(n)}")
+    if isinstance(n, bool) or not isinstance(n, (int, float)) or not n > 0 or not math.isfinite(n):
+        raise ConfigError(src, "bn_range_n", f"expected a positive finite number; found {_describe(n)}")
     values["bn_range_n"] = float(n)
     if values.get("input_range") is not None:
         r = values["input_range"]
         if (not isinstance(r, (list, tuple)) or len(r) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r) or not r[0] < r[1]):
-            raise ConfigError(src, "input_range", f"expected [lo, hi] with lo < hi; found {_describe(r)}")
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in r)
+                or not r[0] < r[1]):
+            raise ConfigError(src, "input_range", f"expected [lo, hi], finite numbers with lo < hi; found {_describe_range(r)}")
         values["input_range"] = (float(r[0]), float(r[1]))
 
     raw_steps = doc.get("steps", {}) or {}
