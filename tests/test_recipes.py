@@ -57,6 +57,25 @@ def test_recipe_dict_overrides_and_yaml(hw, tmp_path):
     assert load_recipe(str(f), hw, {"weight_bits": 5}).weight_bits == 5
 
 
+def test_overrides_on_a_recipe_object_act_as_on_its_document(hw):
+    fp32 = load_recipe(load_recipe("fp32", hw), hw, {"activation_bits": 4})
+    assert fp32.method == "fp32" and fp32.activation_bits == 4 and fp32.steps == load_recipe("fp32", hw).steps
+    naive = load_recipe(load_recipe("dfq", hw), hw, {"method": "naive"})
+    assert naive.steps == load_recipe("naive", hw).steps and not naive.steps.equalize
+    assert naive.activation_range == "auto"  # dfq's default (bn) is not carried over either
+    # what the user set survives: fields always, steps while the method stays
+    doc = {"method": "dfq", "weight_bits": 6, "bn_range_n": 4, "steps": {"equalize": False}}
+    same = load_recipe(load_recipe(doc, hw), hw, {"activation_bits": 4})
+    assert same == load_recipe({**doc, "activation_bits": 4}, hw)
+    assert not same.steps.equalize and same.steps.absorb_high_bias and same.weight_bits == 6
+    other = load_recipe(load_recipe(doc, hw), hw, {"method": "dfq_calibrated"})
+    assert other.steps == load_recipe("dfq_calibrated", hw).steps and other.weight_bits == 6 and other.bn_range_n == 4
+    assert other.activation_range == "minmax"
+    pc = _variant(hw, weight_granularity="per_tensor")  # per_channel's fixed field is not a user's choice
+    per_channel = load_recipe("per_channel", hw)
+    assert load_recipe(per_channel, pc, {"method": "naive"}).weight_granularity == "per_tensor"
+
+
 @pytest.mark.parametrize("doc, field, words", [
     ({"method": "dfq", "steps": {"equalise": True}}, "steps.equalise", "did you mean 'equalize'"),
     ({"method": "dfqq"}, "method", "did you mean 'dfq'"),

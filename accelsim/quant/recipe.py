@@ -163,6 +163,36 @@ def _load_doc(recipe: str | os.PathLike | Mapping) -> tuple[dict, str]:
                       f"found {text!r}{_hint(text, known)}")
 
 
+def _method_defaults(method: str, hw: HwConfig) -> tuple[dict[str, Any], Steps]:
+    """What `method` gives every field on `hw` when the recipe sets nothing else."""
+    steps0, fixed, act_range = METHODS[method]
+    q = hw.quantization
+    values = {f: Recipe.__dataclass_fields__[f].default for f in _FIELDS if f not in ("method", "steps")}
+    values.update(weight_bits=hw.precision.weight_bits, activation_bits=hw.precision.activation_bits,
+                  weight_scheme=q.weight_scheme, activation_scheme=q.activation_scheme,
+                  weight_granularity=q.weight_granularity, activation_range=act_range)
+    values.update(fixed)
+    return values, steps0
+
+
+def _own_fields(recipe: Recipe, hw: HwConfig, keep_steps: bool) -> dict[str, Any]:
+    """The recipe document that rebuilds `recipe`: its method plus the fields and steps that differ
+    from the method's defaults on `hw`, so that overrides apply as they would to the original
+    document (a field the method fixed or defaulted is not mistaken for a user's choice).
+    Without `keep_steps` (the method is being replaced) the steps are dropped: they were
+    switches relative to the old method."""
+    defaults, steps0 = _method_defaults(recipe.method, hw)
+    doc: dict[str, Any] = {"method": recipe.method}
+    for key, value in recipe.to_dict().items():
+        if key not in ("method", "steps") and value != defaults[key]:  # input_range's default is None
+            doc[key] = value
+    if keep_steps:
+        steps = {k: v for k, v in asdict(recipe.steps).items() if v != getattr(steps0, k)}
+        if steps:
+            doc["steps"] = steps
+    return doc
+
+
 def load_recipe(recipe: str | os.PathLike | Mapping | Recipe, hw: HwConfig,
                 overrides: Mapping[str, Any] | None = None) -> Recipe:
     """A validated Recipe: defaults from `hw`, then the method's, then the given fields, then
@@ -170,8 +200,8 @@ def load_recipe(recipe: str | os.PathLike | Mapping | Recipe, hw: HwConfig,
     if isinstance(recipe, Recipe):
         if not overrides:
             return recipe
-        doc, src = {k: v for k, v in recipe.to_dict().items() if k != "steps"}, recipe.source
-        doc["steps"] = asdict(recipe.steps)
+        new_method = overrides.get("method", recipe.method)
+        doc, src = _own_fields(recipe, hw, keep_steps=new_method == recipe.method), recipe.source
     else:
         doc, src = _load_doc(recipe)
     doc.update(overrides or {})
@@ -185,17 +215,8 @@ def load_recipe(recipe: str | os.PathLike | Mapping | Recipe, hw: HwConfig,
         raise AccelsimError(f"{src}: method: '{method}' is not implemented yet in this version "
                             f"(PowerQuant is a later issue); available: {', '.join(METHODS)}")
     _choice(src, "method", method, METHODS)
-    steps0, fixed, act_range = METHODS[method]
-    q = hw.quantization
-    values: dict[str, Any] = {
-        "weight_bits": hw.precision.weight_bits,
-        "activation_bits": hw.precision.activation_bits,
-        "weight_scheme": q.weight_scheme,
-        "activation_scheme": q.activation_scheme,
-        "weight_granularity": q.weight_granularity,
-        "activation_range": act_range,
-        **fixed,
-    }
+    values, steps0 = _method_defaults(method, hw)
+    fixed, q = METHODS[method][1], hw.quantization
     for key, value in doc.items():
         if key in fixed and value != fixed[key]:
             raise ConfigError(src, key, f"method '{method}' fixes {key} to {fixed[key]!r}; found {_describe(value)}")
@@ -216,14 +237,14 @@ def load_recipe(recipe: str | os.PathLike | Mapping | Recipe, hw: HwConfig,
     if values["weight_granularity"] == "per_channel" and q.weight_granularity == "per_tensor":
         raise ConfigError(src, "weight_granularity", f"expected per_tensor: the datapath of '{hw_name}' has one "
                           "requantization scale per layer (quantization.weight_granularity: per_tensor); found 'per_channel'")
-    _choice(src, "weight_range", values.get("weight_range", "minmax"), WEIGHT_RANGES)
+    _choice(src, "weight_range", values["weight_range"], WEIGHT_RANGES)
     _choice(src, "activation_range", values["activation_range"], ACTIVATION_RANGES)
-    _choice(src, "last_layer_range", values.get("last_layer_range", "same"), LAST_LAYER_RANGES)
-    n = values.get("bn_range_n", 6.0)
+    _choice(src, "last_layer_range", values["last_layer_range"], LAST_LAYER_RANGES)
+    n = values["bn_range_n"]
     if isinstance(n, bool) or not isinstance(n, (int, float)) or not n > 0 or not math.isfinite(n):
         raise ConfigError(src, "bn_range_n", f"expected a positive finite number; found {_describe(n)}")
     values["bn_range_n"] = float(n)
-    if values.get("input_range") is not None:
+    if values["input_range"] is not None:
         r = values["input_range"]
         if (not isinstance(r, (list, tuple)) or len(r) != 2
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in r)
