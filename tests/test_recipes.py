@@ -239,6 +239,82 @@ def test_integer_model_is_consistent(hw):
     assert qg.layers["c2"].input_site == "r1"
 
 
+def _dim_channel_linear(scale_all=1.0):
+    """linear 8 -> 4 with ordinary biases; channel 1's weights are scaled by 1e-6 (nearly dead),
+    channel 2's by 1e-3."""
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 1, (4, 8)) * scale_all
+    w[1] *= 1e-6
+    w[2] *= 1e-3
+    b = GraphBuilder("dim")
+    b.input((8,))
+    b.add("linear", "fc", out_features=4, params={"weight": w.astype(np.float32),
+                                                  "bias": np.array([0.1, 2.0, 2.0, -0.3], np.float32)})
+    return b.build(), rng.normal(size=(64, 8)).astype(np.float32)
+
+
+def _worst_case_sum(lq):
+    """max |bias + sum_k w_int (x_int - z_x)| per channel over every input on the grid."""
+    x_max = max(lq.input_q.qmax - int(lq.input_q.zero_point), int(lq.input_q.zero_point) - lq.input_q.qmin)
+    w = lq.weight_int.reshape(len(lq.weight_int), -1).astype(np.int64)
+    zp = np.broadcast_to(lq.weight_q.zero_point, (len(w),))[:, None]
+    return np.abs(lq.bias_int32) + np.abs(w - zp).sum(axis=1) * x_max
+
+
+def test_bias_that_does_not_fit_the_accumulator_raises_the_weight_scale(hw):
+    from accelsim.quant.qgraph import BiasRangeWarning
+
+    g, x = _dim_channel_linear()
+    y = g.run(x)
+    recipe = {"method": "naive", "weight_granularity": "per_channel"}
+    unbiased = g.copy()
+    unbiased["fc"].bias = np.array([0.1, 0.0, 0.0, -0.3], np.float32)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to fit: no warning, no info
+        plain = quantize(unbiased, recipe, hw=hw, calibration=x)
+    assert "bias_scale_raised" not in plain.info
+    with pytest.warns(BiasRangeWarning, match=r"layer 'fc'.*32-bit accumulator.*channel 1 "):
+        qg = quantize(g, recipe, hw=hw, calibration=x)
+    assert qg.info["bias_scale_raised"] == {"fc": [1]} and qg.metadata()["bias_scale_raised"] == {"fc": [1]}
+    lq, lsb = qg.layers["fc"], float(qg.activations["fc"].scale)
+    # clipped to int32, channel 1 came out at 1.09 instead of 2.0 (18 LSBs off)
+    assert np.abs(qg.run(x) - y).max() <= 2 * lsb
+    assert np.all(_worst_case_sum(lq) <= 2**31 - 1)  # the bias fits, and so does every sum it starts
+    s_before = plain.layers["fc"].weight_q.scale
+    assert lq.weight_q.scale[1] > s_before[1] and np.all(lq.weight_q.zero_point == 0)  # still symmetric
+    np.testing.assert_array_equal(lq.weight_q.scale[[0, 2, 3]], s_before[[0, 2, 3]])
+    np.testing.assert_array_equal(lq.weight_int[[0, 2, 3]], plain.layers["fc"].weight_int[[0, 2, 3]])
+
+    # the bias goes into the accumulator: a 16-bit one leaves channel 2 (weights x 1e-3) no room either
+    acc16 = hw_from_dict({**hw.to_dict(), "precision": {**hw.to_dict()["precision"], "accumulator_bits": 16}})
+    with pytest.warns(BiasRangeWarning, match=r"16-bit accumulator.*channels 1, 2 "):
+        q16 = quantize(g, recipe, hw=acc16, calibration=x)
+    assert q16.info["bias_scale_raised"] == {"fc": [1, 2]}
+    # (channels 0 and 3 are left alone: their products alone may overflow 16 bits, as the hardware's
+    # AccumulatorWarning says; that is the datapath's property, not the bias's)
+    assert np.all(_worst_case_sum(q16.layers["fc"])[[1, 2]] <= 2**15 - 1)
+    assert np.abs(q16.run(x) - y).max() <= 2 * lsb
+
+    # asymmetric weights: the raised channel keeps its float range on the coarser grid
+    asym = _variant(hw, weight_scheme="asymmetric")
+    with pytest.warns(BiasRangeWarning, match="channel 1 "):
+        qa = quantize(g, {**recipe, "weight_scheme": "asymmetric"}, hw=asym, calibration=x)
+    la = qa.layers["fc"]
+    w1, s1 = g["fc"].weight[1], la.weight_q.scale[1]
+    assert np.abs(la.weight_dequant[1] - w1).max() <= s1 / 2 * (1 + 1e-6)  # no clipping at the grid's ends
+    assert np.all(_worst_case_sum(la)[1] <= 2**31 - 1)
+    assert np.abs(qa.run(x) - y).max() <= 2 * lsb
+
+    # per-tensor weights (all tiny): the layer's one scale is raised
+    g_small, _ = _dim_channel_linear(scale_all=1e-6)
+    with pytest.warns(BiasRangeWarning, match="whole layer"):
+        qt = quantize(g_small, {"method": "naive", "weight_granularity": "per_tensor"}, hw=hw, calibration=x)
+    assert qt.info["bias_scale_raised"] == {"fc": [1, 2]}  # channel 2: 1e-9 weights, bias 2.0
+    assert np.all(_worst_case_sum(qt.layers["fc"]) <= 2**31 - 1)
+    assert np.abs(qt.run(x) - g_small.run(x)).max() <= 2 * float(qt.activations["fc"].scale)
+
+
 def test_quantize_multiplier_edges():
     mult, shift = quantize_multiplier(np.array([1.0, 0.5, 3e-6, 0.9999999999]))
     np.testing.assert_allclose(mult * 2.0 ** -shift.astype(float), [1.0, 0.5, 3e-6, 0.9999999999], rtol=2**-30)

@@ -17,6 +17,9 @@ Decisions (each module's docstring has the details):
 - Activations are quantized where an accelerator writes them: conv/linear outputs after a
   fused relu/relu6, adds, concats, pools that average, the graph input (qgraph.py).
 - A recipe may ask for less than the hardware's datapath supports, never more (recipe.py).
+- A bias that does not fit the accumulator (min(accumulator_bits, 32) bits) at its channel's
+  weight scale raises that scale, never clips the bias; QGraph.info["bias_scale_raised"] lists
+  the channels and a BiasRangeWarning names the layer (qgraph.py).
 """
 from __future__ import annotations
 
@@ -26,14 +29,14 @@ from .clipped_normal import clipped_normal_mean, clipped_normal_var
 from .equalize import EqualizationInfo, equalize
 from .fold import fold_batchnorm, replace_relu6
 from .pipeline import quantize, weight_quantizer
-from .qgraph import LayerQuant, QGraph, activation_sites
+from .qgraph import BiasRangeWarning, LayerQuant, QGraph, activation_sites
 from .quantizers import QuantParams, make_qparams
 from .ranges import bn_range, cross_entropy_qparams, minmax_qparams, mse_qparams
 from .recipe import METHODS, Recipe, Steps, load_recipe
 from .stats import ChannelStats, propagate_stats
 
 __all__ = [
-    "METHODS", "ChannelStats", "EqualizationInfo", "LayerQuant", "QGraph", "QuantParams", "Recipe", "Steps",
+    "METHODS", "BiasRangeWarning", "ChannelStats", "EqualizationInfo", "LayerQuant", "QGraph", "QuantParams", "Recipe", "Steps",
     "absorb_high_bias", "activation_sites", "bn_range", "clipped_normal_mean", "clipped_normal_var",
     "correct_bias", "cross_entropy_qparams", "equalize", "fold_batchnorm", "load_recipe", "make_qparams",
     "minmax_qparams", "mse_qparams", "propagate_stats", "quantize", "replace_relu6", "weight_quantizer",

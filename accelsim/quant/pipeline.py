@@ -112,7 +112,11 @@ def quantize(graph: Graph, recipe: str | os.PathLike | Mapping | Recipe = "dfq",
     layers = {}
     for name in weighted:
         in_site = grid_of[g[name].inputs[0]]
-        layers[name] = make_layer_quant(g, name, wq[name], in_site, output_site(g, name, grid_of), activations)
+        layers[name] = make_layer_quant(g, name, wq[name], in_site, output_site(g, name, grid_of), activations,
+                                        accumulator_bits=hw.precision.accumulator_bits)
+    raised = {name: list(lq.bias_scale_raised) for name, lq in layers.items() if lq.bias_scale_raised}
+    if raised:
+        info["bias_scale_raised"] = raised
     return QGraph(g, r, layers, activations, info, hw.name, float_graph)
 
 

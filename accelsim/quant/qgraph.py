@@ -14,13 +14,25 @@ Per conv/linear layer the integer model stores what bit-exact execution needs: i
 weights and their scale(s)/zero-point(s), the input and output activation scale/zero-point,
 the int32 bias round(b / (s_w s_x)), and the requantization M = s_w s_x / s_y as an integer
 multiplier and right shift: M ~= multiplier * 2^-shift with multiplier in [2^30, 2^31).
+
+The bias is added into the accumulator, so it must fit there: |round(b / (s_w s_x))| <=
+2^(bits-1) - 1 with bits = min(accumulator_bits, 32). A channel whose weight scale is tiny
+(a nearly dead channel) with an ordinary bias does not fit; clipping the bias would make that
+channel's output wrong by a large factor, so instead (as TFLite does) the channel's weight
+scale is raised until the bias fits, with room left for the channel's products
+(`fit_bias_scale`), and its weights are requantized with it (per-tensor weights: the layer's
+one scale is raised). The layers and channels so adjusted are listed in
+``QGraph.info["bias_scale_raised"]`` and a `BiasRangeWarning` names each layer. Bias
+correction, which ran before the activation scales were known, saw the weights before this
+adjustment.
 The fake-quant run uses the dequantized weights and the dequantized int32 bias, so it is the
 float image of that integer model.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -30,7 +42,11 @@ from .quantizers import QuantParams
 
 FUSABLE = ("relu", "relu6")
 KEEPS_GRID = ("maxpool", "flatten", "reshape", "transpose", "identity")
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+BIAS_STORAGE_BITS = 32  # the bias is stored as int32 (bias_int32), whatever the accumulator width
+
+
+class BiasRangeWarning(UserWarning):
+    """A bias did not fit the accumulator at its layer's weight scale: the weight scale was raised."""
 
 
 def activation_sites(graph: Graph) -> tuple[list[str], dict[str, str | None]]:
@@ -97,6 +113,8 @@ class LayerQuant:
     requant_multiplier: np.ndarray
     requant_shift: np.ndarray
     fused_activation: str | None = None
+    #: channels whose bias forced a larger weight scale (see the module docstring)
+    bias_scale_raised: tuple[int, ...] = ()
 
     @property
     def weight_dequant(self) -> np.ndarray:
@@ -108,17 +126,73 @@ class LayerQuant:
         return (self.bias_int32 * s).astype(np.float32)
 
 
+def fit_bias_scale(weight_q: QuantParams, weight: np.ndarray, bias: np.ndarray, input_q: QuantParams,
+                   bias_bits: int) -> tuple[QuantParams, np.ndarray]:
+    """(weight quantizer, channels raised): the weight scale raised where round(b / (s_w s_x))
+    would not fit a signed `bias_bits` integer (limit L = 2^(bias_bits-1) - 1).
+
+    TFLite raises such a scale to |b| / (s_x L), which puts the bias at L: the first positive
+    product then overflows the accumulator. Here the raised scale also leaves room for the
+    channel's worst-case products, so the channel's sum provably fits (in any order, wrap or
+    saturate): |b|/(s s_x) + 1/2 + sum_k (|w_k|/s + 1/2) X <= L, X = max |x_int - z_x|, i.e.
+    s = (|b|/s_x + X sum_k |w_k|) / (L - 1/2 - K X / 2). For a nearly dead channel the products
+    term is negligible next to the bias. (When L <= 1/2 + K X / 2, no scale can guarantee it and
+    the TFLite bound is used.) Per-tensor weights raise their one scale; asymmetric weights keep
+    their float range (the zero-point is recomputed for the new scale)."""
+    limit = 2 ** (bias_bits - 1) - 1
+    s_x = float(input_q.scale)
+    bias = np.asarray(bias, np.float64)
+    scale0 = np.broadcast_to(weight_q.scale, bias.shape)
+    over = np.flatnonzero(np.rint(np.abs(bias) / (scale0 * s_x)) > limit)
+    if over.size == 0:
+        return weight_q, over
+    w = np.asarray(weight, np.float64).reshape(weight.shape[0], -1)
+    x_max = float(max(input_q.qmax - np.max(input_q.zero_point), np.min(input_q.zero_point) - input_q.qmin))
+    room = limit - 0.5 - 0.5 * w.shape[1] * x_max
+    if room > 0:
+        needed = (np.abs(bias) / s_x + x_max * np.abs(w).sum(axis=1)) / room
+    else:
+        needed = np.abs(bias) / (s_x * limit)
+    if weight_q.per_channel:
+        scale = weight_q.scale.copy()
+        scale[over] = np.maximum(scale[over], needed[over])
+    else:
+        scale = np.asarray(max(float(weight_q.scale), float(needed[over].max())), np.float64)
+    zp = weight_q.zero_point  # symmetric: 0
+    if weight_q.scheme == "asymmetric":
+        lo = weight_q.range_lo  # <= 0: the grid always holds 0
+        new_zp = np.clip(np.rint(weight_q.qmin - lo / scale), weight_q.qmin, weight_q.qmax).astype(np.int64)
+        zp = np.where(scale == weight_q.scale, zp, new_zp)  # untouched channels keep theirs exactly
+    return replace(weight_q, scale=scale, zero_point=np.asarray(zp, np.int64)), over
+
+
 def make_layer_quant(graph: Graph, name: str, weight_q: QuantParams, input_site: str, out_site: str,
-                     activations: Mapping[str, QuantParams]) -> LayerQuant:
+                     activations: Mapping[str, QuantParams], accumulator_bits: int = 32) -> LayerQuant:
+    """The integer layer. The bias must fit min(accumulator_bits, 32) bits: where it would not,
+    the weight scale is raised (`fit_bias_scale`) and a `BiasRangeWarning` names the layer."""
     node = graph[name]
     in_q, out_q = activations[input_site], activations[out_site]
-    w_int = weight_q.quantize(node.weight)
-    s_acc = weight_q.scale * float(in_q.scale)  # scale of the int32 accumulator, per channel or scalar
     bias = node.bias if node.bias is not None and node.attrs.get("bias", True) else np.zeros(node.weight.shape[0])
-    b_int = np.clip(np.rint(np.asarray(bias, np.float64) / s_acc), INT32_MIN, INT32_MAX).astype(np.int64)
+    bias_bits = min(int(accumulator_bits), BIAS_STORAGE_BITS)
+    fitted, raised = fit_bias_scale(weight_q, node.weight, bias, in_q, bias_bits)
+    if raised.size:
+        ratio = float(np.max(fitted.scale / weight_q.scale))
+        shown = ", ".join(str(c) for c in raised[:8]) + (", ..." if raised.size > 8 else "")
+        channels = f"channel{'s' if raised.size > 1 else ''} {shown}"
+        where = channels if weight_q.per_channel else f"the whole layer (one per-tensor scale; for {channels})"
+        warnings.warn(f"layer '{name}': bias does not fit the {bias_bits}-bit accumulator at the weight scale; "
+                      f"raised the weight scale of {where} by up to {ratio:.3g}x and requantized those weights",
+                      BiasRangeWarning, stacklevel=2)
+    weight_q = fitted
+    w_int = weight_q.quantize(node.weight)
+    s_acc = weight_q.scale * float(in_q.scale)  # scale of the accumulator, per channel or scalar
+    limit = 2 ** (bias_bits - 1) - 1
+    # after fit_bias_scale |b / s_acc| <= limit up to float rounding; the clip only absorbs that rounding
+    b_int = np.clip(np.rint(np.asarray(bias, np.float64) / s_acc), -limit, limit).astype(np.int64)
     mult, shift = quantize_multiplier(np.broadcast_to(s_acc / float(out_q.scale), (node.weight.shape[0],)))
     fused = graph[out_site].op if out_site != name else None
-    return LayerQuant(name, node.op, weight_q, w_int, b_int, input_site, out_site, in_q, out_q, mult, shift, fused)
+    return LayerQuant(name, node.op, weight_q, w_int, b_int, input_site, out_site, in_q, out_q, mult, shift, fused,
+                      tuple(int(c) for c in raised))
 
 
 @dataclass(eq=False)
@@ -265,6 +339,7 @@ class QGraph:
             },
             "absorbed": sorted(self.info.get("absorbed", {})),
             "bias_corrected": sorted(self.info.get("bias_correction", {})),
+            "bias_scale_raised": self.info.get("bias_scale_raised", {}),
         }
 
 
