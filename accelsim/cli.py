@@ -11,7 +11,7 @@ import warnings
 from typing import Callable
 
 from . import __version__
-from .errors import AccelsimError
+from .errors import AccelsimError, ConfigError
 from .report.output import FORMATS, format_table
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
@@ -264,9 +264,16 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from .report.output import write_atomic
 
     hw = load_hw(args.hw)
-    overrides = {k: v for k, v in (("weight_bits", args.weight_bits), ("activation_bits", args.activation_bits),
-                                   ("input_range", args.input_range)) if v is not None}
-    recipe = load_recipe(args.recipe, hw, overrides)
+    options = {"weight_bits": "--weight-bits", "activation_bits": "--activation-bits", "input_range": "--input-range"}
+    overrides = {k: getattr(args, k) for k in options if getattr(args, k) is not None}
+    try:
+        recipe = load_recipe(args.recipe, hw, overrides)
+    except ConfigError as exc:
+        if exc.field in overrides:  # the bad value came from the command line: name the option
+            raise ConfigError(options[exc.field], None, exc.detail) from None
+        raise
+    if args.out and not recipe.quantized:
+        raise AccelsimError(f"recipe {recipe.method} quantizes nothing: nothing to write to --out")
     calib = None
     if args.calibration:
         from .data import load_dataset

@@ -388,6 +388,21 @@ def test_cli_quantize_bad_recipe(tmp_path, capsys):
     assert "not implemented yet" in capsys.readouterr().err
 
 
+def test_cli_quantize_names_the_option_and_refuses_an_empty_out(tmp_path, capsys):
+    assert main(["quantize", str(AIMET_ONNX), "--weight-bits", "1"]) == 2
+    assert capsys.readouterr().err == "error: --weight-bits: expected an integer from 2 to 16; found the integer 1\n"
+    assert main(["quantize", str(AIMET_ONNX), "--activation-bits", "9"]) == 2
+    assert capsys.readouterr().err.startswith("error: --activation-bits: expected at most 8")
+    bad = tmp_path / "bad.yaml"  # a bad value in the recipe file is still the file's
+    bad.write_text("method: dfq\nweight_bits: 1\n")
+    assert main(["quantize", str(AIMET_ONNX), "--recipe", str(bad), "--activation-bits", "6"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {bad}: weight_bits: expected an integer from 2 to 16")
+    out = tmp_path / "fp.npz"
+    assert main(["quantize", str(AIMET_ONNX), "--recipe", "fp32", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == "error: recipe fp32 quantizes nothing: nothing to write to --out\n"
+    assert not out.exists() and not out.with_suffix(".json").exists()
+
+
 # ----------------------------------------------------------------------------- a bundled trained model
 
 
