@@ -169,8 +169,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from .config import load_hw
     from .cost.model import simulate
     from .graph.zoo import load_model
-    from .report.output import write_dataframe
+    from .report.output import check_writable, write_dataframe
 
+    if args.out:
+        check_writable(args.out)  # before the run, not after it
     graph = load_model(args.workload)
     hw = _apply_sets(load_hw(args.hw), args.set)
     result = simulate(graph, hw, timing=args.timing, batch=args.batch)
@@ -197,7 +199,12 @@ def _apply_sets(hw, sets: list[str]):
         path, sep, text = item.partition("=")
         if not sep or not path:
             raise AccelsimError(f"--set {item!r}: expected PATH=VALUE, e.g. precision.weight_bits=4")
-        hw = hw.replace(path.strip(), yaml.safe_load(text))
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise AccelsimError(f"--set {item!r}: VALUE is not valid YAML: {problem}") from None
+        hw = hw.replace(path.strip(), value)
     return hw
 
 

@@ -191,11 +191,12 @@ def test_area_proxy_scales_with_widths_capacity_and_units():
     # 4-bit weights: the multiplier halves, adders and registers shrink less
     w4 = area_breakdown_mm2(hw(precision={"weight_bits": 4}))
     assert 0.5 * base["pe_array"] < w4["pe_array"] < base["pe_array"]
-    # asymmetric weights: an extra column costs a row of PEs, an adder tree far less
+    # asymmetric weights: the extra column reuses the array's PEs (it costs cycles, not area), so
+    # only the per-lane output-stage multiply-add remains; an adder tree adds R-1 adders per lane
     col = area_breakdown_mm2(hw(quantization={"weight_scheme": "asymmetric"}))
     tree = area_breakdown_mm2(hw(quantization={"weight_scheme": "asymmetric", "zero_point_unit": "adder_tree"}))
-    assert col["zero_point"] > tree["zero_point"] > 0
-    assert col["zero_point"] - tree["zero_point"] > 0.5 * base["pe_array"] / 4 * 0.9  # ~ one column of 4 PEs
+    assert tree["zero_point"] > col["zero_point"] > 0
+    assert col["pe_array"] == base["pe_array"] == tree["pe_array"]
     lut = area_breakdown_mm2(hw(quantization={"power_unit": "lut"}))["power_unit"]
     assert lut > 0
     # node scaling: 45 -> 16 nm shrinks everything by the tabulated area factor

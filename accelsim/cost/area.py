@@ -43,9 +43,9 @@ def area_breakdown_mm2(hw) -> dict[str, float]:
     if q.weight_scheme == "asymmetric":
         # per lane: z_w x window sum and its add, a z_w register
         zp = pe.cols * (_prim("mult", nm, wb, acc) + _prim("add", nm, acc) + _prim("reg", nm, 1) * wb)
-        if q.zero_point_unit == "extra_column":
-            zp += pe.rows * pe_um2
-        else:
+        # extra_column: the window sums run as filter N+1 on the existing PEs (priced in cycles,
+        # not area); adder_tree: a tree of R-1 adders per lane sums the window beside the array
+        if q.zero_point_unit == "adder_tree":
             zp += (pe.rows - 1) * _prim("add", nm, acc) + _prim("reg", nm, 1) * acc
     out["zero_point"] = zp
     power = 0.0

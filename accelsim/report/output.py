@@ -43,16 +43,39 @@ def _json_default(value):
     return str(value)
 
 
+TABLE_SUFFIXES = (".csv", ".parquet", ".json")
+
+
+def check_writable(path: str | Path, suffixes: tuple[str, ...] = TABLE_SUFFIXES) -> None:
+    """Fail early, before long work, if `path` cannot be written: bad suffix, missing directory,
+    a directory in the way."""
+    path = Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise AccelsimError(f"{path}: unknown output format '{path.suffix}'; expected {', '.join(suffixes)}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise AccelsimError(f"{path}: directory {parent} does not exist")
+    if path.is_dir():
+        raise AccelsimError(f"{path}: is a directory; expected a file name")
+    if not os.access(parent, os.W_OK):
+        raise AccelsimError(f"{path}: directory {parent} is not writable")
+
+
 def write_atomic(path: str | Path, write) -> None:
     """Call write(tmp_path), then rename onto `path`: a failed or killed write leaves no half file."""
     path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise AccelsimError(f"{path}: directory {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    check_writable(path, suffixes=())
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    except OSError as exc:
+        raise AccelsimError(f"{path}: cannot write: {exc.strerror}") from None
     os.close(fd)
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise AccelsimError(f"{path}: cannot write: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

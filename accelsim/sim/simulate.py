@@ -34,7 +34,8 @@ def simulate(graph, hw, timing: str = "native", batch: int = 1) -> Result:
     timing="native" models the configured microarchitecture (closed form, equal to the
     cycle-stepped kernels); timing="scalesim" reproduces SCALE-Sim 3.0's stall-free per-layer
     "Total Cycles" (its output-size formula, no packing of groups, the -1 per layer).
-    Memory stalls are not modelled yet: total_cycles == compute_cycles.
+    The PE grid alone: total_cycles == compute_cycles. `accelsim.simulate` (cost/model.py)
+    adds memory stalls and energy on top of this.
     """
     if timing not in TIMINGS:
         raise AccelsimError(f"unknown timing '{timing}'; expected {' or '.join(TIMINGS)}")
@@ -42,7 +43,10 @@ def simulate(graph, hw, timing: str = "native", batch: int = 1) -> Result:
         raise AccelsimError(f"batch must be a positive integer, found {batch!r}")
     pe = hw.pe_array
     rows = []
-    for info in graph.layers(batch, gemm_only=True):
+    layers = graph.layers(batch, gemm_only=True)
+    if not layers:
+        raise AccelsimError(f"{graph.source or graph.name}: no conv, linear or matmul layer to run on the PE grid")
+    for info in layers:
         gemm = info.gemm
         if timing == "scalesim":
             gemm = scalesim_gemm(info.op, graph[info.name].attrs, info.input_shapes, gemm)
