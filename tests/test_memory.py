@@ -2,6 +2,7 @@
 DMA/DRAM timeline, and the bandwidth properties of the whole layer cost."""
 import math
 from types import SimpleNamespace
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -12,9 +13,10 @@ from accelsim.config import hw_from_dict
 from accelsim.cost.model import simulate
 from accelsim.graph.builder import GraphBuilder
 from accelsim.graph.ops import GemmView
+from accelsim.sim import memory
 from accelsim.sim.mapping import map_gemm, map_layer
 from accelsim.sim.memory import (KIB, OperandBits, layer_memory, plan_layer, run_tiles, simulate_dram,
-                                 stream_tile_candidates)
+                                 split_runs, stream_tile_candidates)
 from accelsim.sim.timing import native_cycles
 
 BITS8 = OperandBits(weight=8, activation=8, accumulator=32)
@@ -208,9 +210,16 @@ def one_layer(kind, c, hw_out, k, n):
        k=st.integers(1, 3), n=st.integers(1, 40), rows=st.integers(2, 8), cols=st.integers(2, 8),
        dataflow=st.sampled_from(["weight_stationary", "output_stationary", "input_stationary"]),
        kib=st.sampled_from([0.25, 1, 16]), acc=st.sampled_from([None, 0.5, 4]),
-       gbps=st.lists(st.floats(0.05, 50), min_size=2, max_size=4), batch=st.integers(1, 3))
+       gbps=st.lists(st.floats(0.05, 50), min_size=2, max_size=4), batch=st.integers(1, 3),
+       max_tiles=st.sampled_from([memory.MAX_TILES, 3]))
 def test_total_cycles_never_fall_as_bandwidth_falls_and_ample_bandwidth_leaves_the_grid(
-        kind, c, hw_out, k, n, rows, cols, dataflow, kib, acc, gbps, batch):
+        kind, c, hw_out, k, n, rows, cols, dataflow, kib, acc, gbps, batch, max_tiles):
+    # max_tiles 3: every layer's folds grouped into a few large tiles, as at a large batch
+    with mock.patch.object(memory, "MAX_TILES", max_tiles):
+        _bandwidth_property(kind, c, hw_out, k, n, rows, cols, dataflow, kib, acc, gbps, batch)
+
+
+def _bandwidth_property(kind, c, hw_out, k, n, rows, cols, dataflow, kib, acc, gbps, batch):
     if kind == "depthwise":
         n = c
     g = one_layer(kind, c, hw_out, k, n)
@@ -241,3 +250,73 @@ def test_resnet_block_stalls_fall_with_bandwidth():
               for bw in (2, 8, 32, 128)]
     assert stalls == sorted(stalls, reverse=True) and stalls[0] > 10 * stalls[-1]
     assert math.isfinite(stalls[0])
+
+
+# ----------------------------------------------------------------------------- bounded work at any batch
+
+def _expand_seq(x):
+    """The reference: a compressed fold sequence written out fold by fold."""
+    if isinstance(x, np.ndarray):
+        return [x]
+    return [leaf for y, k in x.items for _ in range(k) for leaf in _expand_seq(y)]
+
+
+def _tiles_by_hand(folds, budget):
+    """Fold 0 alone; fold i >= 1 in tile floor(bytes of folds 1..i-1 / budget)."""
+    tiles, keys, before = [folds[0].copy()], [-1], 0.0
+    for f in folds[1:]:
+        key = math.floor(before / budget)
+        if key == keys[-1]:
+            tiles[-1] = tiles[-1] + f
+        else:
+            tiles.append(f.copy())
+            keys.append(key)
+        before += f[0] + f[1] + f[2]
+    return np.array([[t[0] + t[1], t[2], t[3]] for t in tiles])
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), budget=st.sampled_from([1.0, 7.0, 30.0, 250.0]))
+def test_tiling_a_compressed_fold_sequence_equals_tiling_it_written_out(data, budget):
+    # integer bytes keep the cumulative sums exact, so both sides must agree fold for fold
+    from accelsim.sim.memory import _Seq, _tile_seq
+
+    leaf = st.lists(st.integers(0, 40), min_size=4, max_size=4).map(lambda v: np.array(v, dtype=float))
+
+    def node(depth):
+        if depth == 0:
+            return leaf
+        return st.lists(st.tuples(st.one_of(leaf, node(depth - 1)), st.integers(1, 6)), min_size=1,
+                        max_size=3).map(_Seq)
+
+    seq = data.draw(node(3))
+    got = _tile_seq(seq, budget)
+    want = _tiles_by_hand(_expand_seq(seq), budget)
+    assert got.shape == want.shape
+    assert np.array_equal(got, want)
+
+
+def test_a_layer_of_a_million_stream_tiles_keeps_a_bounded_timeline():
+    # ws 4x4, K = 64 (16 row folds), N = 16 (4 col folds); 1 KiB of accumulator holds the psums
+    # of 64 output pixels x 4 columns x 4 B: stream tiles of M = 64, 10^6 of them, 64 folds each
+    M, K, N, tile = 64 * 10**6, 64, 16, 64
+    pe = SimpleNamespace(rows=4, cols=4, dataflow="weight_stationary", group_packing="packed",
+                         weight_preload="serial")
+    runs = split_runs(GemmView(M=M, K=K, N=N), pe, tile)
+    assert [(m.M, n) for m, n in runs] == [(tile, 10**6)]
+    compute = 10**6 * native_cycles(runs[0][0])
+    m = mem(ifmap_kib=64, filter_kib=64, acc_kib=1, gbps=0.5)
+    lm = layer_memory(runs, M * K, BITS8, compute, m)
+    # each tile's 4 KiB ifmap slice fits its SRAM (read once), the 1 KiB filter stays, psums fit
+    assert lm.dram_read_bytes == {"ifmap": M * K, "filter": K * N, "psum": 0, "params": 0}
+    assert lm.dram_write_bytes == {"ofmap": M * N, "psum": 0}
+    # 64 x 10^6 folds, but the timeline has at most ~MAX_TILES tiles, which still carry it all
+    assert lm.tiles <= memory.MAX_TILES + 2
+    assert lm.tile_reads.sum() == pytest.approx(M * K + K * N)
+    assert lm.tile_writes.sum() == pytest.approx(M * N)
+    assert lm.tile_cycles.sum() == pytest.approx(compute)
+    # at 0.5 B/cycle the layer is bandwidth-bound: it ends once the channel has moved every byte,
+    # plus at most one tile's compute (the last tile, whose writes wait for it)
+    simulate_dram(lm, m, clock_mhz=1000)
+    busy = (M * K + K * N + M * N) / 0.5
+    assert busy <= lm.total_cycles <= busy + lm.tile_cycles.max() + 1

@@ -37,7 +37,13 @@ Bandwidth: each fold is cut into steps along its stream (so that layers of few f
 overlap streaming with compute; the stationary block precedes the fold's first step), and
 steps are grouped into tiles of at most half the input SRAMs (double buffering) and about
 1/MIN_TILES of the layer's traffic; the first step is a tile of its own, so the exposed fill
-is small. A DMA engine and a DRAM channel run as simpy processes: the DMA issues, in a fixed
+is small. A layer that would need more than about MAX_TILES such tiles (a large batch) gets
+MAX_TILES larger ones: consecutive folds are grouped, beyond what the buffers hold. The stall
+model is at tile granularity anyway; grouping keeps each stretch's bytes per cycle (what
+steady-state stalls depend on) and only coarsens the exposed write-back of the last tile
+(about 1/MAX_TILES of the layer). Fold sequences are kept compressed (repeated stream tiles,
+group sets, col folds and middle row folds are stored once, see ``_Seq``), so a layer's work
+and memory grow with its tiles, not with its folds or the batch. A DMA engine and a DRAM channel run as simpy processes: the DMA issues, in a fixed
 order, tile i+1's reads (once tile i-1 has released its buffer) and then tile i-1's output
 writes; the channel serves them one at a time at ``dram_bandwidth_gbps``; the array computes
 tile i once its reads are in. Layers run one after another (a layer's reads start after the
@@ -56,11 +62,12 @@ import simpy
 
 from ..errors import AccelsimError
 from ..graph.ops import GemmView
-from .mapping import LayerMapping, _chunks, map_layer
+from .mapping import LayerMapping, map_layer
 from .timing import fold_compute_cycles, native_cycles
 
 KIB = 1024
 MIN_TILES = 32  # DRAM timeline resolution per layer (tiles), whatever the buffer sizes
+MAX_TILES = 4096  # ... and at most about this many tiles, whatever the traffic
 OPERANDS = ("ifmap", "filter", "ofmap", "psum", "params")
 BUFFERS = ("ifmap", "filter", "ofmap", "acc")
 
@@ -99,6 +106,7 @@ class LayerMemory:
     reg_bits: float
     ifmap_pinned_fraction: float            # of the row x stream / stationary operand kept on chip
     psum_spill_bytes: float                 # written (and as many read back)
+    acc_writes: float                       # psum words landed in the accumulator buffer (an add each)
     unique_bytes: dict[str, float]          # ifmap, filter: each element once (reuse = DRAM / unique)
     tiles: int
     compute_cycles: int
@@ -132,39 +140,64 @@ def _empty_totals() -> dict:
     return {"dram_r": dict.fromkeys(("ifmap", "filter", "psum", "params"), 0.0),
             "dram_w": dict.fromkeys(("ofmap", "psum"), 0.0),
             "sram_r": dict.fromkeys(BUFFERS, 0.0), "sram_w": dict.fromkeys(BUFFERS, 0.0),
-            "spill": 0.0, "ifmap_kept": 1.0}
+            "spill": 0.0, "acc_writes": 0.0, "ifmap_kept": 1.0}
+
+
+def _positions(n: int, explicit: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Fold indices along one dim that stand for all ``n`` folds, and how many each stands for:
+    the first, one middle fold for all the middle ones (full, and alike in every rule here) and
+    the last; or every index if ``explicit`` (packed psums differ per fold)."""
+    if explicit or n <= 3:
+        return np.arange(n), np.ones(n)
+    return np.array([0, 1, n - 1]), np.array([1.0, n - 2, 1.0])
+
+
+def _psum_words(dataflow: str, M: int, K: int, N: int, q: int, rows: int, cols: int, ii: np.ndarray,
+                jj: np.ndarray, cu: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ws / is psum words of a set of q groups per (row fold ii, col fold jj): written to the
+    accumulator in that fold, live after it (carried to the next row fold) and live before it.
+    Every row fold reads and writes all of its col fold's psums."""
+    f1 = math.ceil(q * K / rows)
+    per = (M if dataflow == "weight_stationary" else q * N) * cu[None, :] * np.ones((len(ii), 1))
+    i = ii[:, None]
+    return per, np.where(i < f1 - 1, per, 0.0), np.where(i > 0, per, 0.0)
 
 
 def _run_folds(mapping: LayerMapping, ifmap_elems: float, bits: OperandBits, cap: dict,
-               stationary_later: float | None, totals: dict, n_real: float, param_bytes: float = 0.0):
-    """Per-fold DRAM reads (stationary: needed before the fold starts; streamed: needed as
-    the fold streams), writes and relative lengths of one pass of the fold loop.
+               stationary_later: float | None, totals: dict, n_real: float, param_bytes: float = 0.0) -> _Seq:
+    """One pass of the fold loop as a compressed fold sequence (see ``_Seq``): per fold its
+    DRAM reads needed before it starts (the stationary block, parameters), reads needed as it
+    streams, writes, and relative length.
 
     stationary_later: None on the first pass over the stationary operand, else the fraction
     of it re-read (the operand was already loaded by an earlier stream tile). Adds the pass's
     traffic to ``totals``. n_real: filters per group that move through memory (the mapping's N
     may include a constant extra column whose outputs never leave the output stage);
-    param_bytes: the layer's per-output-channel parameters, needed by this pass's folds."""
+    param_bytes: the layer's per-output-channel parameters, needed by this pass's folds.
+    Work and size depend on the set's fold classes, not on the number of folds."""
     df = mapping.dataflow
     roles = ROLES[df]
     M, K, N, G = mapping.M, mapping.K, mapping.N, mapping.groups
+    R, C = mapping.array_rows, mapping.array_cols
     wb, ab, acc = bits.weight, bits.activation, bits.accumulator
     # per-group sizes: unique DRAM bytes and GEMM elements
     sizes = {"ifmap": min(ifmap_elems / G, M * K) * ab / 8, "filter": K * n_real * wb / 8}
     elem_bytes = {"ifmap": M * K * ab / 8, "filter": K * n_real * wb / 8}
-    firsts, reads, writes, cyc = [], [], [], []
     d_r, d_w, s_r, s_w = totals["dram_r"], totals["dram_w"], totals["sram_r"], totals["sram_w"]
+    items = []
     for n_sets, q in mapping.set_sizes:
         row_dim, col_dim, t = mapping.set_dims(q)
-        rch = _expand(_chunks(row_dim, mapping.array_rows))
-        cch = _expand(_chunks(col_dim, mapping.array_cols))
-        f1, f2 = len(rch), len(cch)
-        r_frac = np.tile(rch / row_dim, f2)          # fold order: col outer, row inner
-        c_frac = np.repeat(cch / col_dim, f1)
-        inner = np.tile(np.arange(f1), f2)
-        outer = np.repeat(np.arange(f2), f1)
-        rd = np.zeros(f1 * f2)
-        first = np.zeros(f1 * f2)
+        f1, f2 = math.ceil(row_dim / R), math.ceil(col_dim / C)
+        packed = False
+        ii, wi = _positions(f1, packed)
+        jj, wj = _positions(f2, packed and df == "weight_stationary")
+        I, J = ii[:, None], jj[None, :]            # a grid of representative folds ...
+        w = wi[:, None] * wj[None, :]              # ... and how many folds each stands for
+        shape = w.shape
+        ru = np.minimum(R, row_dim - ii * R).astype(float)
+        cu = np.minimum(C, col_dim - jj * C).astype(float)
+        r_frac, c_frac = ru[:, None] / row_dim, cu[None, :] / col_dim
+        rd, first = np.zeros(shape), np.zeros(shape)
         for op in ("ifmap", "filter"):
             size, role = q * sizes[op], roles[op]
             if role == "S":
@@ -174,59 +207,62 @@ def _run_folds(mapping: LayerMapping, ifmap_elems: float, bits: OperandBits, cap
                 first += part
             elif role == "RS":
                 later = _reread(size, cap[op]) / size if size else 0.0
-                part = size * r_frac * np.where(outer == 0, 1.0, later)
+                part = size * r_frac * np.where(J == 0, 1.0, later)
                 fetches = f2
                 if op == "ifmap" and f2 > 1:
                     totals["ifmap_kept"] = min(totals["ifmap_kept"], 1.0 - later)
             else:  # col x stream input (os filter): a col fold's slice, reused by its row folds
                 slice_ = size * c_frac
-                part = np.where(inner == 0, slice_, np.where(slice_ <= cap[op], 0.0, slice_ - cap[op] / 2))
+                part = np.where(I == 0, slice_, np.where(slice_ <= cap[op], 0.0, slice_ - cap[op] / 2))
                 fetches = f1
+            part = np.broadcast_to(part, shape)
             if role != "S":
                 rd += part
-            d_r[op] += n_sets * float(part.sum())
-            s_w[op] += n_sets * float(part.sum())           # DRAM fills
+            moved = n_sets * float((w * part).sum())
+            d_r[op] += moved
+            s_w[op] += moved                                  # DRAM fills
             s_r[op] += n_sets * fetches * q * elem_bytes[op]  # fetches into the array
         # parameters (bias, scales) of the set's output channels arrive with the first row fold
         # of the col fold that produces them (ws, os: cols are output channels)
         p_set = param_bytes * q / G
         if df == "input_stationary":
-            first[0] += p_set
+            first[0, 0] += p_set
         else:
-            first += np.where(inner == 0, p_set * c_frac, 0.0)
+            first += np.where(I == 0, p_set * c_frac, 0.0)
         out_bytes = q * M * n_real * ab / 8                  # requantized outputs of the set
         if roles["out"] == "S":  # os: each fold drains its outputs; psums never leave the PEs
-            o = out_bytes * r_frac * c_frac
-            spill = np.zeros(f1 * f2)
-            spill_r = spill_w = spill
+            o = np.broadcast_to(out_bytes * r_frac * c_frac, shape)
+            spill_r = spill_w = np.zeros(shape)
         else:  # ws / is: a col fold's psums accumulate over its row folds in the accumulator
-            o = np.where(inner == f1 - 1, out_bytes * c_frac, 0.0)
-            ps = q * M * N * acc / 8
-            excess = np.maximum(0.0, ps * c_frac - cap["acc"])
-            spill_w = np.where(inner < f1 - 1, excess, 0.0)
-            spill_r = np.where(inner > 0, excess, 0.0)
-            s_r["acc"] += n_sets * f1 * ps   # (f1 - 1) read-modify-writes and the final read
-            s_w["acc"] += n_sets * f1 * ps
-        d_r["psum"] += n_sets * float(spill_r.sum())
-        d_w["psum"] += n_sets * float(spill_w.sum())
-        totals["spill"] += n_sets * float(spill_w.sum())
-        d_w["ofmap"] += n_sets * float(o.sum())
+            o = np.broadcast_to(np.where(I == f1 - 1, out_bytes * c_frac, 0.0), shape)
+            words, after, before = _psum_words(df, M, K, N, q, R, C, ii, jj, cu)
+            # what stays live between two row folds and does not fit the buffer spills to DRAM:
+            # written after the earlier fold, read back before the later
+            spill_w = np.maximum(0.0, after * acc / 8 - cap["acc"])
+            spill_r = np.maximum(0.0, before * acc / 8 - cap["acc"])
+            landed = n_sets * float((w * words).sum())
+            totals["acc_writes"] += landed
+            # each psum word lands once per row fold that meets it (read-modify-write onto the
+            # bias or the old value); the reads: those but the first, and the final read-out
+            s_r["acc"] += landed * acc / 8
+            s_w["acc"] += landed * acc / 8
+        d_r["psum"] += n_sets * float((w * spill_r).sum())
+        d_w["psum"] += n_sets * float((w * spill_w).sum())
+        totals["spill"] += n_sets * float((w * spill_w).sum())
+        d_w["ofmap"] += n_sets * float((w * o).sum())
         s_w["ofmap"] += n_sets * out_bytes    # requantized outputs in, then out to DRAM
         s_r["ofmap"] += n_sets * out_bytes
-        firsts.append(np.tile(first, n_sets))
-        reads.append(np.tile(rd + spill_r, n_sets))
-        writes.append(np.tile(o + spill_w, n_sets))
         # a fold's relative length: its closed-form compute plus its load or drain
-        r = mapping.array_rows
-        base = fold_compute_cycles(df, r, mapping.array_cols, np.tile(rch, f2), np.repeat(cch, f1), t) + r
-        cyc.append(np.tile(base.astype(float), n_sets))
-    return (np.concatenate(firsts), np.concatenate(reads), np.concatenate(writes),
-            np.concatenate(cyc))
+        cyc = np.broadcast_to(fold_compute_cycles(df, R, C, ru[:, None], cu[None, :], t) + R, shape)
+        leaf = np.stack([first, rd + spill_r, o + spill_w, cyc.astype(float)], axis=-1)
+        col_folds = [(_Seq([(leaf[a, j], wi[a]) for a in range(len(ii))]), wj[j]) for j in range(len(jj))]
+        items.append((_Seq(col_folds), n_sets))    # col folds outer, row folds inner
+    return _Seq(items)
 
 
 def layer_memory(runs: list[tuple[LayerMapping, int]], ifmap_elems: int, bits: OperandBits,
                  compute_cycles: int, mem, param_bytes: float = 0.0, extra_cycles: int = 0,
-                 n_scale: float = 1.0) -> LayerMemory:
+                 n_scale: float = 1.0, timeline: bool = True) -> LayerMemory:
     """Traffic and tiles of one layer run as ``runs`` [(mapping of a stream tile, repeats)]
     (stalls: ``simulate_dram``).
 
@@ -235,7 +271,8 @@ def layer_memory(runs: list[tuple[LayerMapping, int]], ifmap_elems: int, bits: O
     over the folds in proportion to their own lengths; extra_cycles (e.g. an output-stage
     tail) are added to the last tile; n_scale: the fraction of the mapped filters that are
     real (an extra zero-point column of ones is generated on chip and its window sums stay in
-    the output stage: N / (N + 1)); param_bytes are read during the first pass.
+    the output stage: N / (N + 1)); param_bytes are read during the first pass; timeline:
+    False leaves the tiles out (traffic and cycles only).
     """
     first = runs[0][0]
     df = first.dataflow
@@ -260,30 +297,19 @@ def layer_memory(runs: list[tuple[LayerMapping, int]], ifmap_elems: int, bits: O
         else:
             passes.append((m, n, later))
     totals = _empty_totals()
-    parts = []
+    items = []
     for i, (m, reps, again) in enumerate(passes):
         sub = _empty_totals()
-        arrays = _run_folds(m, ifmap_elems * (m.M / M_layer), bits, cap, again, sub, m.N * n_scale,
-                            param_bytes if i == 0 else 0.0)
-        parts.append([np.tile(a, reps) for a in arrays])
+        items.append((_run_folds(m, ifmap_elems * (m.M / M_layer), bits, cap, again, sub, m.N * n_scale,
+                                 param_bytes if i == 0 else 0.0), reps))
         _add_totals(totals, sub, reps)
-    first_a, stream_a, writes_a, cyc_a = (np.concatenate([p[i] for p in parts]) for i in range(4))
-    # split each fold into steps along its stream so that a layer of few folds still overlaps
-    # its streamed operands with compute: the stationary data precedes the fold's first step
-    steps = min(max(1, math.ceil(MIN_TILES / len(cyc_a))), max(1, _stream_len(first)))
-    if steps > 1:
-        first_a = np.column_stack([first_a] + [np.zeros_like(first_a)] * (steps - 1)).ravel()
-        stream_a, writes_a, cyc_a = (np.repeat(a / steps, steps) for a in (stream_a, writes_a, cyc_a))
-    reads_a = first_a + stream_a
     # params: read with the folds that need them (above), through the filter SRAM
     totals["dram_r"]["params"] = param_bytes
     totals["sram_w"]["filter"] += param_bytes
     totals["sram_r"]["filter"] += param_bytes
-    cyc_a *= compute_cycles / cyc_a.sum()
-    # a tile's data fits half the input SRAMs (double buffering); at least ~MIN_TILES per layer
-    budget = min((cap["ifmap"] + cap["filter"]) / 2, (reads_a.sum() + writes_a.sum()) / MIN_TILES)
-    tr, tw, tc = _tiles(reads_a, writes_a, cyc_a, max(budget, 1.0))
-    tc[-1] += extra_cycles
+    tr = tw = tc = None
+    if timeline:
+        tr, tw, tc = _timeline(_Seq(items), _stream_len(first), cap, compute_cycles, extra_cycles)
     macs = sum(m.macs * n for m, n in runs)
     G, K, N = first.groups, first.K, sum(m.N * n for m, n in runs) if df == "input_stationary" else first.N
     stat_elems = {"weight_stationary": K * N * G, "output_stationary": 0, "input_stationary": M_layer * K * G}[df]
@@ -295,11 +321,29 @@ def layer_memory(runs: list[tuple[LayerMapping, int]], ifmap_elems: int, bits: O
         dram_read_bytes=totals["dram_r"], dram_write_bytes=totals["dram_w"],
         sram_read_bytes=totals["sram_r"], sram_write_bytes=totals["sram_w"], reg_bits=float(reg_bits),
         ifmap_pinned_fraction=float(totals["ifmap_kept"]), psum_spill_bytes=totals["spill"],
+        acc_writes=totals["acc_writes"],
         unique_bytes={"ifmap": min(ifmap_elems, M_layer * K * G) * ab / 8, "filter": K * N * n_scale * G * wb / 8},
-        tiles=len(tc), compute_cycles=int(compute_cycles + extra_cycles),
+        tiles=0 if tc is None else len(tc), compute_cycles=int(compute_cycles + extra_cycles),
         stream_tile=max(_stream_len(m) for m, _ in runs), stream_tiles=sum(n for _, n in runs),
         tile_reads=tr, tile_writes=tw, tile_cycles=tc,
     )
+
+
+def _timeline(seq: _Seq, stream_len: int, cap: dict, compute_cycles: float, extra_cycles: float):
+    """Per tile: DRAM bytes read before it, written after it, and its compute cycles."""
+    # split each fold into steps along its stream so that a layer of few folds still overlaps
+    # its streamed operands with compute: the stationary data precedes the fold's first step
+    steps = min(max(1, math.ceil(MIN_TILES / seq.n)), max(1, stream_len))
+    if steps > 1:
+        seq = _split_steps(seq, steps)
+    # a tile's data fits half the input SRAMs (double buffering); at least ~MIN_TILES per layer,
+    # at most ~MAX_TILES (a larger layer gets larger tiles)
+    traffic = _traffic(seq.tot)
+    budget = min((cap["ifmap"] + cap["filter"]) / 2, traffic / MIN_TILES)
+    tiles = _tile_seq(seq, max(budget, traffic / MAX_TILES, 1.0))
+    tc = tiles[:, 2] * (compute_cycles / seq.tot[3])
+    tc[-1] += extra_cycles
+    return tiles[:, 0], tiles[:, 1], tc
 
 
 def _stream_len(m: LayerMapping) -> int:
@@ -312,26 +356,115 @@ def _add_totals(into: dict, sub: dict, reps: int) -> None:
         for k, v in sub[key].items():
             into[key][k] += reps * v
     into["spill"] += reps * sub["spill"]
+    into["acc_writes"] += reps * sub["acc_writes"]
     into["ifmap_kept"] = min(into["ifmap_kept"], sub["ifmap_kept"])
 
 
-def _expand(chunks: list[tuple[int, int]]) -> np.ndarray:
-    return np.concatenate([np.full(n, size, dtype=float) for n, size in chunks])
+class _Seq:
+    """A fold sequence kept compressed: ``items`` [(leaf or _Seq, repeats)] in execution order;
+    a leaf is one fold (or one step of a fold) as [DRAM bytes read before it starts, bytes read
+    as it streams, bytes written after it, relative cycles]. Passes, group sets, col folds and
+    middle row folds that repeat are stored once, so the size does not grow with the batch."""
+
+    __slots__ = ("items", "n", "tot")
+
+    def __init__(self, items):
+        self.items = [(x, int(k)) for x, k in items if k > 0]
+        self.tot = np.zeros(4)
+        self.n = 0
+        for x, k in self.items:
+            self.tot += k * _tot(x)
+            self.n += k * (1 if isinstance(x, np.ndarray) else x.n)
 
 
-def _tiles(reads: np.ndarray, writes: np.ndarray, cycles: np.ndarray, budget: float):
-    """Group consecutive folds into tiles of about ``budget`` DRAM bytes; fold 0 alone."""
-    n = len(reads)
-    if n == 1:
-        return reads.copy(), writes.copy(), cycles.copy()
-    traffic = reads[1:] + writes[1:]
-    before = np.concatenate(([0.0], np.cumsum(traffic)[:-1]))
-    tile = np.concatenate(([0], 1 + np.floor(before / budget).astype(np.int64)))
-    # renumber densely so empty ranges vanish
-    _, tile = np.unique(tile, return_inverse=True)
-    starts = np.flatnonzero(np.r_[True, tile[1:] != tile[:-1]])
-    return (np.add.reduceat(reads, starts), np.add.reduceat(writes, starts),
-            np.add.reduceat(cycles, starts))
+def _tot(x) -> np.ndarray:
+    return x if isinstance(x, np.ndarray) else x.tot
+
+
+def _map_leaves(x, fn):
+    if isinstance(x, np.ndarray):
+        return fn(x)
+    return _Seq([(_map_leaves(y, fn), k) for y, k in x.items])
+
+
+def _split_steps(seq: _Seq, steps: int) -> _Seq:
+    """Each fold as ``steps`` steps along its stream; the stationary block precedes the first."""
+    def split(v):
+        step = np.array([0.0, v[1], v[2], v[3]]) / steps
+        return _Seq([(step + [v[0], 0, 0, 0], 1), (step, steps - 1)])
+    return _map_leaves(seq, split)
+
+
+def _traffic(v: np.ndarray) -> float:
+    return float(v[0] + v[1] + v[2])
+
+
+def _tile_seq(seq: _Seq, budget: float) -> np.ndarray:
+    """Tiles (rows [reads, writes, cycles]) of a compressed fold sequence: the first fold alone,
+    then every later fold i in tile floor(B_i / budget), B_i the DRAM bytes of the folds from
+    the second to i (exclusive). The result is that of expanding the sequence, but the work
+    grows with the number of tiles: a run of repeats is split only where a tile boundary
+    falls inside it."""
+    keys: list[int] = []
+    counts: list[int] = []
+    vecs: list[np.ndarray] = []
+
+    def emit(key, k, v):
+        keys.append(key)
+        counts.append(k)
+        vecs.append(v)
+
+    def run(y, k: int, x: float):  # k repeats of y, the first starting x bytes in
+        v = _tot(y)
+        t = float(v[0] + v[1] + v[2])
+        lo, hi = math.floor(x / budget), math.floor((x + k * t) / budget)
+        if t <= 0 or lo == hi:
+            emit(lo, k, v)
+            return
+        if isinstance(y, np.ndarray):  # a fold is never split: repeat j is in tile floor((x + j t) / budget)
+            prev = 0
+            for m in range(lo + 1, hi + 1):
+                j = min(k, max(0, math.ceil((m * budget - x) / t)))  # the first repeat at or past m
+                if j > prev:
+                    emit(math.floor((x + prev * t) / budget), j - prev, v)
+                    prev = j
+            if prev < k:
+                emit(math.floor((x + prev * t) / budget), k - prev, v)
+            return
+        # repeats a boundary falls inside are walked; those between are whole, in one tile
+        prev = 0
+        for m in range(lo + 1, hi + 1):
+            j = min(k - 1, max(0, math.ceil((m * budget - x) / t) - 1))
+            if j < prev:
+                continue
+            if j > prev:
+                emit(math.floor((x + prev * t) / budget), j - prev, v)
+            seq_(y, x + j * t, False)
+            prev = j + 1
+        if prev < k:
+            emit(math.floor((x + prev * t) / budget), k - prev, v)
+
+    def seq_(s: _Seq, x: float, first: bool):
+        for y, k in s.items:
+            t = float(_traffic(_tot(y)))
+            if first:  # the sequence's first fold: a tile of its own, before byte 0
+                if isinstance(y, np.ndarray):
+                    emit(-1, 1, y)
+                else:
+                    seq_(y, x, True)
+                x, k, first = x + t, k - 1, False
+            if k:
+                run(y, k, x)
+                x += k * t
+
+    first = seq
+    while not isinstance(first, np.ndarray):
+        first = first.items[0][0]
+    seq_(seq, -_traffic(first), True)
+    keys_a = np.asarray(keys)
+    starts = np.flatnonzero(np.r_[True, keys_a[1:] != keys_a[:-1]])
+    v = np.add.reduceat(np.asarray(vecs) * np.asarray(counts, dtype=float)[:, None], starts, axis=0)
+    return np.column_stack([v[:, 0] + v[:, 1], v[:, 2], v[:, 3]])
 
 
 # --------------------------------------------------------------------------- stream tiling
@@ -397,13 +530,14 @@ def plan_layer(gemm: GemmView, ifmap_elems: int, bits: OperandBits, hw, param_by
     for tile in cands:
         runs = [(map_layer(gemm, pe), 1)] if tile == cands[0] else split_runs(gemm, pe, tile)
         compute = sum(n * native_cycles(m, pe.weight_preload) for m, n in runs)
-        lm = layer_memory(runs, ifmap_elems, bits, compute, mem, param_bytes, extra_cycles, n_scale)
-        plans.append((max(lm.compute_cycles, lm.dram_bytes / bpc), lm))
+        args = (runs, ifmap_elems, bits, compute, mem, param_bytes, extra_cycles, n_scale)
+        lm = layer_memory(*args, timeline=False)
+        plans.append((max(lm.compute_cycles, lm.dram_bytes / bpc), args))
     plans.sort(key=lambda p: p[0])
-    for bound, lm in plans:
+    for bound, args in plans:
         if best is not None and bound >= best.total_cycles + 1:
             break  # cannot beat the best: compute and transfers are both lower bounds
-        simulate_dram(lm, mem, hw.clock_mhz)
+        lm = simulate_dram(layer_memory(*args), mem, hw.clock_mhz)
         if best is None or (lm.total_cycles, lm.dram_bytes) < (best.total_cycles, best.dram_bytes):
             best = lm
     return best
