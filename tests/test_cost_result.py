@@ -122,3 +122,30 @@ def test_cli_set_changes_one_field_like_replace(hw):
     assert status == 2 and "did you mean 'weight_bits'" in err
     status, _, err = run_cli("simulate", "resnet18", "--set", "weight_bits")
     assert status == 2 and "expected PATH=VALUE" in err
+
+
+def test_packed_depthwise_adds_and_accumulator_traffic_skip_the_zero_blocks():
+    # 4 depthwise 3x3 channels on a 10x10 input: M = 64 pixels, K = 9, N = 1 per group. On a 4x4
+    # ws array the 4 groups pack into 36 rows = 9 row folds of 4 rows and one col fold; group g
+    # (rows 9g..9g+8) meets 3 row folds, so 4 x 3 = 12 (row fold, column) pairs carry psums
+    from accelsim.config import hw_from_dict
+    from accelsim.graph.builder import GraphBuilder
+
+    b = GraphBuilder("dw")
+    b.input((4, 10, 10))
+    b.add("conv2d", name="dw", out_channels=4, kernel=3, groups=4)
+    hw = hw_from_dict({
+        "name": "tiny", "clock_mhz": 1000,
+        "pe_array": {"rows": 4, "cols": 4, "dataflow": "weight_stationary"},
+        "precision": {"weight_bits": 8, "activation_bits": 8},
+        "quantization": {"weight_scheme": "symmetric", "weight_granularity": "per_tensor"},
+        "memory": {"ifmap_sram_kib": 64, "filter_sram_kib": 64, "ofmap_sram_kib": 64, "dram_bandwidth_gbps": 1e9},
+    })
+    r = simulate(b.build(), hw).layers.iloc[0]
+    assert (r["M"], r["K"], r["N"], r["groups"], r["groups_per_fold"], r["row_folds"]) == (64, 9, 1, 4, 4, 9)
+    landed = 12 * 64                                  # not 9 row folds x 4 columns x 64
+    assert r["acc_adds"] == 64 * 9 * 4 + landed       # one per MAC, one per psum landing
+    assert r["sram_acc_bytes"] == 2 * landed * 4      # read-modify-writes and the read-out, 32 bits
+    c = energy_costs(hw)
+    assert r["energy_acc_add_pj"] == pytest.approx(r["acc_adds"] * c["acc_add_pj"])
+    assert r["energy_acc_sram_pj"] == pytest.approx(2 * landed * 32 * c["acc_sram_pj_per_bit"])

@@ -320,3 +320,43 @@ def test_a_layer_of_a_million_stream_tiles_keeps_a_bounded_timeline():
     simulate_dram(lm, m, clock_mhz=1000)
     busy = (M * K + K * N + M * N) / 0.5
     assert busy <= lm.total_cycles <= busy + lm.tile_cycles.max() + 1
+
+
+# ----------------------------------------------------------------------------- packed groups
+
+def test_packed_depthwise_psums_touch_only_the_row_folds_of_their_group():
+    # 4 depthwise 3x3 groups (K = 9, N = 1), M = 64, ws on 4x4: packed as one block-diagonal
+    # set of 36 rows (9 row folds) x 4 columns (1 col fold). Group g's rows are [9g, 9g + 9):
+    #   g0: rows 0-8   -> row folds 0, 1, 2      g1: rows 9-17  -> row folds 2, 3, 4
+    #   g2: rows 18-26 -> row folds 4, 5, 6      g3: rows 27-35 -> row folds 6, 7, 8
+    # 12 (row fold, column) pairs hold non-zero psums, not 9 x 4 = 36.
+    M, K, N, G = 64, 9, 1, 4
+    g = GemmView(M=M, K=K, N=N, groups=G)
+    lm, m = one_pass(g, "weight_stationary", mem())
+    assert (m.groups_per_fold, m.row_folds, m.col_folds, m.group_sets) == (4, 9, 1, 1)
+    pairs = 12
+    assert lm.acc_writes == pairs * M
+    assert lm.sram_write_bytes["acc"] == lm.sram_read_bytes["acc"] == pairs * M * 4
+    # spills: between row folds i and i+1 (i = 0..7) exactly one group is live (g0 after folds
+    # 0 and 1, g1 after 2 and 3, ...): 64 psums x 4 B = 256 B against a 128 B buffer
+    lm, _ = one_pass(g, "weight_stationary", mem(acc_kib=128 / KIB))
+    assert lm.psum_spill_bytes == lm.dram_write_bytes["psum"] == lm.dram_read_bytes["psum"] == 8 * (256 - 128)
+    # 8 groups: two such sets, one after the other
+    lm, m = one_pass(GemmView(M=M, K=K, N=N, groups=8), "weight_stationary", mem())
+    assert (m.groups_per_fold, m.group_sets) == (4, 2) and lm.acc_writes == 2 * pairs * M
+
+
+def test_packed_depthwise_psums_on_an_input_stationary_array():
+    # is on 4x4: rows hold q*K, columns the 64 output pixels (16 col folds), the q*N outputs
+    # stream. The packer takes q = 2: 18 rows in 5 row folds (0-3, 4-7, 8-11, 12-15, 16-17);
+    # g0 (rows 0-8) meets folds 0-2, g1 (rows 9-17) folds 2-4: 6 (row fold, group) pairs of
+    # the 10, each 64 pixels x N = 1 psums; two sets for 4 groups
+    M, K, N, G = 64, 9, 1, 4
+    lm, m = one_pass(GemmView(M=M, K=K, N=N, groups=G), "input_stationary", mem())
+    assert (m.groups_per_fold, m.row_folds, m.col_folds, m.group_sets) == (2, 5, 16, 2)
+    assert lm.acc_writes == 2 * 6 * M
+    assert lm.sram_write_bytes["acc"] == lm.sram_read_bytes["acc"] == 2 * 6 * M * 4
+    # a col fold's 4 pixels carry one live group between row folds (g0 after 0, 1; g1 after
+    # 2, 3): 4 x 4 B = 16 B against an 8 B buffer, at 4 boundaries of 16 col folds, 2 sets
+    lm, _ = one_pass(GemmView(M=M, K=K, N=N, groups=G), "input_stationary", mem(acc_kib=8 / KIB))
+    assert lm.psum_spill_bytes == 2 * 16 * 4 * (16 - 8)

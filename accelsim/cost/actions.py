@@ -15,6 +15,7 @@ from accelsim.sim.memory import LayerMemory
 class LayerActions:
     macs: int                 # multiplies in the array (an extra zero-point column included)
     acc_adds: int             # one per MAC, plus one per psum landing in the accumulator buffer
+                              # (ws / is: the memory model's count; packed groups skip zero blocks)
     reg_bits: float           # PE register reads and writes
     ifmap_sram_bytes: float   # reads + writes
     filter_sram_bytes: float
@@ -31,12 +32,12 @@ class LayerActions:
         return asdict(self)
 
 
-def count_actions(ov: LayerOverheads, lm: LayerMemory, dataflow: str, accumulator_bits: int) -> LayerActions:
+def count_actions(ov: LayerOverheads, lm: LayerMemory, dataflow: str) -> LayerActions:
     ex = ov.executed_gemm
     if dataflow == "output_stationary":
         landed = ex.M * ex.N * ex.groups  # the bias joins each output as it drains
     else:  # every psum word written to the accumulator buffer was added to its old value or bias
-        landed = round(lm.sram_write_bytes["acc"] * 8 / accumulator_bits)
+        landed = round(lm.acc_writes)
     sram = {b: lm.sram_read_bytes[b] + lm.sram_write_bytes[b] for b in lm.sram_read_bytes}
     return LayerActions(
         macs=ex.macs, acc_adds=ex.macs + landed, reg_bits=lm.reg_bits,

@@ -66,7 +66,7 @@ def simulate(graph, hw, timing: str = "native", batch: int = 1) -> Result:
             simulate_dram(lm, hw.memory, hw.clock_mhz)
         else:
             lm = plan_layer(ex, info.ifmap_elems, bits, hw, ov.param_bytes, power, n_scale)
-        acts = count_actions(ov, lm, mapping.dataflow, p.accumulator_bits)
+        acts = count_actions(ov, lm, mapping.dataflow)
         energy = energy_by_action(acts, costs)
         cyc = {
             "zero_point_cycles": grid - row["compute_cycles"],

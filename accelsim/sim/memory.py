@@ -18,6 +18,11 @@ outer, row folds inner, each fold streaming T operands. That fixes how each oper
 - col x stream, output psums (ws, is): a col fold's psums accumulate over its row folds in
   the accumulator buffer (``memory.accumulator_kib``). What does not fit spills to DRAM
   between row folds: written after each row fold but the last, read before each but the first.
+  With q groups packed block-diagonally, a row fold meets only the groups whose K rows it
+  holds: the zero blocks are known when the layer is compiled, so it reads and writes only
+  their psums, and a group's psums are live (and may spill) only from its first row fold to
+  its last (a 3x3 depthwise set of 16 groups on 16 rows: 9 row folds, but each psum lands in
+  1 or 2). ``LayerMemory.acc_writes`` counts the psum words landed, an accumulator add each.
 
 Stream tiling (``plan_layer``, native timing): ws and is may also split the streamed dim
 (ws: M, is: N) into tiles run one after another, each with the whole fold loop: psums then
@@ -159,13 +164,25 @@ def _positions(n: int, explicit: bool) -> tuple[np.ndarray, np.ndarray]:
 
 def _psum_words(dataflow: str, M: int, K: int, N: int, q: int, rows: int, cols: int, ii: np.ndarray,
                 jj: np.ndarray, cu: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ws / is psum words of a set of q groups per (row fold ii, col fold jj): written to the
-    accumulator in that fold, live after it (carried to the next row fold) and live before it.
-    Every row fold reads and writes all of its col fold's psums."""
-    f1 = math.ceil(q * K / rows)
-    per = (M if dataflow == "weight_stationary" else q * N) * cu[None, :] * np.ones((len(ii), 1))
+    """ws / is psum words of a set of q packed groups per (row fold ii, col fold jj): written to
+    the accumulator in that fold, live after it (carried to the next row fold) and live before it.
+
+    Group g's weights sit in rows [g K, (g+1) K): it meets row folds a_g .. b_g only. The zero
+    blocks are known when the layer is compiled, so a row fold reads and writes only the psums
+    of the groups it meets (ws: their columns; is: their N outputs of every column); a group's
+    psums are live from its first row fold to its last. One group (q = 1): every row fold, every
+    psum."""
+    g = np.arange(q)
+    a, b = g * K // rows, ((g + 1) * K - 1) // rows
     i = ii[:, None]
-    return per, np.where(i < f1 - 1, per, 0.0), np.where(i > 0, per, 0.0)
+    touch, after, before = ((a <= i) & (i <= b), (a <= i) & (i < b), (a < i) & (i <= b))
+    if dataflow == "weight_stationary":  # psum words of group g in col fold j: M per column
+        lo = (jj * cols)[None, :]
+        hi = lo + cu[None, :]
+        per = M * np.maximum(0, np.minimum((g[:, None] + 1) * N, hi) - np.maximum(g[:, None] * N, lo))
+    else:  # input_stationary: every column (an output pixel) holds N outputs of each group
+        per = np.broadcast_to(N * cu[None, :], (q, len(jj)))
+    return tuple(x.astype(float) @ per for x in (touch, after, before))
 
 
 def _run_folds(mapping: LayerMapping, ifmap_elems: float, bits: OperandBits, cap: dict,
@@ -193,7 +210,7 @@ def _run_folds(mapping: LayerMapping, ifmap_elems: float, bits: OperandBits, cap
     for n_sets, q in mapping.set_sizes:
         row_dim, col_dim, t = mapping.set_dims(q)
         f1, f2 = math.ceil(row_dim / R), math.ceil(col_dim / C)
-        packed = False
+        packed = q > 1 and roles["out"] == "CS"
         ii, wi = _positions(f1, packed)
         jj, wj = _positions(f2, packed and df == "weight_stationary")
         I, J = ii[:, None], jj[None, :]            # a grid of representative folds ...
