@@ -50,17 +50,11 @@ def _acc(x, lo, hi, saturate):
 def _pe_rows_ws(a_old, a_new, p_old, p_new, w, R, C, lo, hi, saturate):
     """One clock of the ws/is MAC grid; returns the number of overflowing adds."""
     ovf = 0
-    mask = hi - lo
     for r in range(R):
         for c in range(C):
             ain = a_old[r, c]
-            x = p_old[r, c] + ain * w[r, c]
-            if x > hi or x < lo:
-                ovf += 1
-                if saturate:
-                    x = hi if x > hi else lo
-                else:
-                    x = ((x - lo) & mask) + lo
+            x, o = _acc(p_old[r, c] + ain * w[r, c], lo, hi, saturate)
+            ovf += o
             p_new[r + 1, c] = x
             a_new[r, c + 1] = ain
     return ovf
@@ -190,18 +184,12 @@ def _stationary_kernel(S, W, ts, ks, ns, R, C, double_buffered, lo, hi, saturate
 def _pe_rows_os(a_old, a_new, b_old, b_new, acc, R, C, lo, hi, saturate):
     """One clock of the os MAC grid; returns the number of overflowing adds."""
     ovf = 0
-    mask = hi - lo
     for r in range(R):
         for c in range(C):
             ain = a_old[r, c]
             bin_ = b_old[r, c]
-            x = acc[r, c] + ain * bin_
-            if x > hi or x < lo:
-                ovf += 1
-                if saturate:
-                    x = hi if x > hi else lo
-                else:
-                    x = ((x - lo) & mask) + lo
+            x, o = _acc(acc[r, c] + ain * bin_, lo, hi, saturate)
+            ovf += o
             acc[r, c] = x
             a_new[r, c + 1] = ain
             b_new[r + 1, c] = bin_
