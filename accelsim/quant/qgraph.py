@@ -12,16 +12,20 @@ values on their input's grid, so they are not sites.
 
 Per conv/linear layer the integer model stores what bit-exact execution needs: integer
 weights and their scale(s)/zero-point(s), the input and output activation scale/zero-point,
-the int32 bias round(b / (s_w s_x)), and the requantization M = s_w s_x / s_y as an integer
-multiplier and right shift: M ~= multiplier * 2^-shift with multiplier in [2^30, 2^31).
+the int32 bias round(b / (s_w s_x)), the accumulator's starting value (`folded_bias`:
+b - z_x sum W + K z_w z_x, the constant zero-point terms, so that the array multiplies raw
+codes and asymmetric activations cost nothing at run time), and the requantization
+M = s_w s_x / s_y as an integer multiplier and right shift: M ~= multiplier * 2^-shift with
+multiplier in [2^30, 2^31). Rounding everywhere is half away from zero (`rounding.py`).
 
-The bias is added into the accumulator, so it must fit there: |round(b / (s_w s_x))| <=
+The folded bias is the accumulator's first value, so it must fit there: |folded| <=
 2^(bits-1) - 1 with bits = min(accumulator_bits, 32). A channel whose weight scale is tiny
-(a nearly dead channel) with an ordinary bias does not fit; clipping the bias would make that
+(a nearly dead channel) with an ordinary bias does not fit, nor, in a narrow accumulator, a
+channel whose input zero-point times its weight sum is large; clipping would make that
 channel's output wrong by a large factor, so instead (as TFLite does) the channel's weight
-scale is raised until the bias fits, with room left for the channel's products
-(`fit_bias_scale`), and its weights are requantized with it (per-tensor weights: the layer's
-one scale is raised). The layers and channels so adjusted are listed in
+scale is raised until the folded bias fits, with room left for the channel's products where
+possible (`fit_bias_scale`), and its weights are requantized with it (per-tensor weights: the
+layer's one scale is raised). The layers and channels so adjusted are listed in
 ``QGraph.info["bias_scale_raised"]`` and a `BiasRangeWarning` names each layer. Bias
 correction, which ran before the activation scales were known, saw the weights before this
 adjustment.
@@ -39,6 +43,7 @@ import numpy as np
 
 from ..graph.ir import Graph
 from .quantizers import QuantParams
+from .rounding import round_half_away
 
 FUSABLE = ("relu", "relu6")
 KEEPS_GRID = ("maxpool", "flatten", "reshape", "transpose", "identity")
@@ -115,6 +120,14 @@ class LayerQuant:
     fused_activation: str | None = None
     #: channels whose bias forced a larger weight scale (see the module docstring)
     bias_scale_raised: tuple[int, ...] = ()
+    #: the accumulator's starting value per channel (`folded_bias`): the bias with the constant
+    #: zero-point terms folded in; the array adds the raw-code products to it
+    accumulator_bias: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.accumulator_bias is None:
+            self.accumulator_bias = folded_bias(self.bias_int32, self.weight_int, self.weight_q.zero_point,
+                                                int(self.input_q.zero_point))
 
     @property
     def weight_dequant(self) -> np.ndarray:
@@ -126,50 +139,89 @@ class LayerQuant:
         return (self.bias_int32 * s).astype(np.float32)
 
 
+def folded_bias(bias_int: np.ndarray, weight_int: np.ndarray, weight_zero_point, input_zero_point: int) -> np.ndarray:
+    """The accumulator's starting value per output channel: the int32 bias with the constant
+    zero-point terms of sum_k (w_k - z_w)(x_k - z_x) folded in, b - z_x sum_k w_k + K z_w z_x.
+    The array then multiplies raw codes (sum_k w_k x_k) and, with asymmetric weights, the
+    run-time term -z_w sum_k x_k is added by the zero-point unit (DESIGN.md, Numerics)."""
+    w = np.asarray(weight_int, np.int64).reshape(len(weight_int), -1)
+    k = w.shape[1]
+    z_w = np.broadcast_to(np.asarray(weight_zero_point, np.int64), (len(w),))
+    z_x = int(input_zero_point)
+    return np.asarray(bias_int, np.int64) - z_x * w.sum(axis=1) + k * z_w * z_x
+
+
+def _raw_code_max(q: QuantParams) -> int:
+    """Largest |code| of a grid: the array multiplies raw codes, not zero-point-subtracted ones."""
+    return max(abs(int(q.qmin)), abs(int(q.qmax)))
+
+
 def fit_bias_scale(weight_q: QuantParams, weight: np.ndarray, bias: np.ndarray, input_q: QuantParams,
                    bias_bits: int) -> tuple[QuantParams, np.ndarray]:
-    """(weight quantizer, channels raised): the weight scale raised where round(b / (s_w s_x))
-    would not fit a signed `bias_bits` integer (limit L = 2^(bias_bits-1) - 1).
+    """(weight quantizer, channels raised): the weight scale raised where the folded bias
+    (`folded_bias`: what the accumulator starts from) would not fit a signed `bias_bits`
+    integer (limit L = 2^(bias_bits-1) - 1).
 
-    TFLite raises such a scale to |b| / (s_x L), which puts the bias at L: the first positive
-    product then overflows the accumulator. Here the raised scale also leaves room for the
-    channel's worst-case products, so the channel's sum provably fits (in any order, wrap or
-    saturate): |b|/(s s_x) + 1/2 + sum_k (|w_k|/s + 1/2) X <= L, X = max |x_int - z_x|, i.e.
-    s = (|b|/s_x + X sum_k |w_k|) / (L - 1/2 - K X / 2). For a nearly dead channel the products
-    term is negligible next to the bias. (When L <= 1/2 + K X / 2, no scale can guarantee it and
-    the TFLite bound is used.) Per-tensor weights raise their one scale; asymmetric weights keep
-    their float range (the zero-point is recomputed for the new scale)."""
+    TFLite raises such a scale until the bias alone fits, which puts it at L: the first product
+    then overflows. Here the raised scale also leaves room for the channel's worst-case raw-code
+    products, so the channel's sum provably fits in any order (wrap or saturate): with
+    F = b/s_x - z_x sum_k w_k (the folded bias in units of s) and X the largest raw input code,
+    |F|/s + 1/2 + K z_x/2 + X sum_k (|w_k|/s + 1/2 + z_w) <= L, i.e.
+    s = (|F| + X sum_k |w_k|) / (L - 1/2 - K (z_x + X) / 2 - K X Z), Z the largest weight
+    code for asymmetric weights (bounding z_w), 0 for symmetric ones. When no scale can
+    guarantee that (a narrow accumulator: the denominator <= 0), the scale is sized for the folded bias
+    alone, s = 2|F| / L. Either way the result is checked on the integers and raised further
+    (x1.25 steps) until every folded bias fits. Per-tensor weights raise their one scale;
+    asymmetric weights keep their float range (the zero-point is recomputed for the new scale)."""
     limit = 2 ** (bias_bits - 1) - 1
     s_x = float(input_q.scale)
+    z_x = int(input_q.zero_point)
     bias = np.asarray(bias, np.float64)
-    scale0 = np.broadcast_to(weight_q.scale, bias.shape)
-    over = np.flatnonzero(np.rint(np.abs(bias) / (scale0 * s_x)) > limit)
+    w = np.asarray(weight, np.float64).reshape(weight.shape[0], -1)
+
+    def overflowing(q: QuantParams) -> np.ndarray:
+        s_acc = np.broadcast_to(q.scale, bias.shape) * s_x
+        b_int = round_half_away(bias / s_acc)
+        folded = folded_bias(b_int, q.quantize(weight), q.zero_point, z_x)
+        return np.abs(folded) > limit
+
+    over = np.flatnonzero(overflowing(weight_q))
     if over.size == 0:
         return weight_q, over
-    w = np.asarray(weight, np.float64).reshape(weight.shape[0], -1)
-    x_max = float(max(input_q.qmax - np.max(input_q.zero_point), np.min(input_q.zero_point) - input_q.qmin))
-    room = limit - 0.5 - 0.5 * w.shape[1] * x_max
-    if room > 0:
-        needed = (np.abs(bias) / s_x + x_max * np.abs(w).sum(axis=1)) / room
-    else:
-        needed = np.abs(bias) / (s_x * limit)
+    x_max = _raw_code_max(input_q)
+    f_abs = np.abs(bias / s_x - z_x * w.sum(axis=1))
+    room = limit - 0.5 - 0.5 * w.shape[1] * (abs(z_x) + x_max)
+    if weight_q.scheme == "asymmetric":  # raw weight codes carry z_w: K z_w X more in the array's sums
+        room -= w.shape[1] * _raw_code_max(weight_q) * x_max
+    needed = (f_abs + x_max * np.abs(w).sum(axis=1)) / room if room > 0 else 2 * f_abs / limit
+
+    def with_scale(scale: np.ndarray) -> QuantParams:
+        zp = weight_q.zero_point  # symmetric: 0
+        if weight_q.scheme == "asymmetric":
+            lo = weight_q.range_lo  # <= 0: the grid always holds 0
+            new_zp = np.clip(round_half_away(weight_q.qmin - lo / scale), weight_q.qmin, weight_q.qmax).astype(np.int64)
+            zp = np.where(scale == weight_q.scale, zp, new_zp)  # untouched channels keep theirs exactly
+        return replace(weight_q, scale=scale, zero_point=np.asarray(zp, np.int64))
+
     if weight_q.per_channel:
         scale = weight_q.scale.copy()
         scale[over] = np.maximum(scale[over], needed[over])
     else:
         scale = np.asarray(max(float(weight_q.scale), float(needed[over].max())), np.float64)
-    zp = weight_q.zero_point  # symmetric: 0
-    if weight_q.scheme == "asymmetric":
-        lo = weight_q.range_lo  # <= 0: the grid always holds 0
-        new_zp = np.clip(np.rint(weight_q.qmin - lo / scale), weight_q.qmin, weight_q.qmax).astype(np.int64)
-        zp = np.where(scale == weight_q.scale, zp, new_zp)  # untouched channels keep theirs exactly
-    return replace(weight_q, scale=scale, zero_point=np.asarray(zp, np.int64)), over
+    fitted = with_scale(scale)
+    for _ in range(200):  # rounding of the codes can leave a channel just over the limit
+        still = overflowing(fitted)
+        if not still.any():
+            break
+        scale = np.where(still, scale * 1.25, scale) if weight_q.per_channel else scale * 1.25
+        fitted = with_scale(np.asarray(scale, np.float64))
+    return fitted, over
 
 
 def make_layer_quant(graph: Graph, name: str, weight_q: QuantParams, input_site: str, out_site: str,
                      activations: Mapping[str, QuantParams], accumulator_bits: int = 32) -> LayerQuant:
-    """The integer layer. The bias must fit min(accumulator_bits, 32) bits: where it would not,
-    the weight scale is raised (`fit_bias_scale`) and a `BiasRangeWarning` names the layer."""
+    """The integer layer. Its folded bias must fit min(accumulator_bits, 32) bits: where it would
+    not, the weight scale is raised (`fit_bias_scale`) and a `BiasRangeWarning` names the layer."""
     node = graph[name]
     in_q, out_q = activations[input_site], activations[out_site]
     bias = node.bias if node.bias is not None and node.attrs.get("bias", True) else np.zeros(node.weight.shape[0])
@@ -180,19 +232,19 @@ def make_layer_quant(graph: Graph, name: str, weight_q: QuantParams, input_site:
         shown = ", ".join(str(c) for c in raised[:8]) + (", ..." if raised.size > 8 else "")
         channels = f"channel{'s' if raised.size > 1 else ''} {shown}"
         where = channels if weight_q.per_channel else f"the whole layer (one per-tensor scale; for {channels})"
-        warnings.warn(f"layer '{name}': bias does not fit the {bias_bits}-bit accumulator at the weight scale; "
-                      f"raised the weight scale of {where} by up to {ratio:.3g}x and requantized those weights",
-                      BiasRangeWarning, stacklevel=2)
+        warnings.warn(f"layer '{name}': the folded bias (b - z_x sum W) does not fit the {bias_bits}-bit accumulator "
+                      f"at the weight scale; raised the weight scale of {where} by up to {ratio:.3g}x and requantized "
+                      "those weights", BiasRangeWarning, stacklevel=2)
     weight_q = fitted
     w_int = weight_q.quantize(node.weight)
     s_acc = weight_q.scale * float(in_q.scale)  # scale of the accumulator, per channel or scalar
-    limit = 2 ** (bias_bits - 1) - 1
-    # after fit_bias_scale |b / s_acc| <= limit up to float rounding; the clip only absorbs that rounding
-    b_int = np.clip(np.rint(np.asarray(bias, np.float64) / s_acc), -limit, limit).astype(np.int64)
+    limit = 2 ** (BIAS_STORAGE_BITS - 1) - 1
+    b_int = np.clip(round_half_away(np.asarray(bias, np.float64) / s_acc), -limit, limit).astype(np.int64)
+    acc_bias = folded_bias(b_int, w_int, weight_q.zero_point, int(in_q.zero_point))
     mult, shift = quantize_multiplier(np.broadcast_to(s_acc / float(out_q.scale), (node.weight.shape[0],)))
     fused = graph[out_site].op if out_site != name else None
     return LayerQuant(name, node.op, weight_q, w_int, b_int, input_site, out_site, in_q, out_q, mult, shift, fused,
-                      tuple(int(c) for c in raised))
+                      tuple(int(c) for c in raised), acc_bias)
 
 
 @dataclass(eq=False)

@@ -8,7 +8,8 @@ Grids:
     (the NVIDIA/TensorRT convention: -x and x quantize to opposite integers), signed full
     range [-2^(b-1), 2^(b-1) - 1] on request, and unsigned [0, 2^b - 1] for tensors that
     are never negative (ReLU outputs), where a signed grid would waste its sign bit.
-Rounding is numpy's round-half-to-even (``np.rint``); the integer executor must use the same.
+Rounding is half away from zero (`rounding.round_half_away`, the gemmlowp/TFLite rule), the same
+rule the integer executor's requantization uses.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import AccelsimError
+from .rounding import round_half_away
 
 SCHEMES = ("symmetric", "asymmetric")
 GRANULARITIES = ("per_tensor", "per_channel")
@@ -75,7 +77,7 @@ class QuantParams:
         x = np.asarray(x)
         s = self._shaped(self.scale, x.ndim)
         z = self._shaped(self.zero_point, x.ndim)
-        q = np.rint(x / s) + z
+        q = round_half_away(x / s) + z
         return np.clip(q, self.qmin, self.qmax).astype(np.int32)
 
     def dequantize(self, q: np.ndarray, dtype=np.float32) -> np.ndarray:
@@ -91,7 +93,7 @@ class QuantParams:
         s = self._shaped(self.scale.astype(dtype), x.ndim)
         z = self._shaped(self.zero_point.astype(dtype), x.ndim)
         q = x / s
-        np.rint(q, out=q)
+        round_half_away(q, out=q)
         # z is an integer, so clip(q + z, qmin, qmax) - z == clip(q, qmin - z, qmax - z): 2 passes fewer
         np.clip(q, self.qmin - z, self.qmax - z, out=q)
         q *= s
@@ -141,7 +143,7 @@ def make_qparams(lo, hi, bits: int, scheme: str, *, signed: bool | None = None, 
         qmin, qmax = grid_limits(bits, scheme)
         scale = (hi - lo) / (qmax - qmin)
         scale = np.where(scale > 0, scale, 1.0)
-        zp = np.clip(np.rint(qmin - lo / scale), qmin, qmax).astype(np.int64)
+        zp = np.clip(round_half_away(qmin - lo / scale), qmin, qmax).astype(np.int64)
     elif scheme == "symmetric":
         if signed is None:
             signed = bool(np.any(lo < 0))
