@@ -30,13 +30,13 @@ from numba import njit
 
 from ..errors import AccelsimError
 from ..graph.ops import GemmView
-from .accumulator import accumulator_range
+from .accumulator import accumulate, accumulator_range
 from .mapping import dataflow_name, groups_per_fold
 
 # --------------------------------------------------------------------------- numba kernels
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _acc(x, lo, hi, saturate):
     """One add's result at accumulator width; returns (value, 1 if it overflowed)."""
     if x > hi or x < lo:
@@ -46,7 +46,7 @@ def _acc(x, lo, hi, saturate):
     return x, 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pe_rows_ws(a_old, a_new, p_old, p_new, w, R, C, lo, hi, saturate):
     """One clock of the ws/is MAC grid; returns the number of overflowing adds."""
     ovf = 0
@@ -60,7 +60,7 @@ def _pe_rows_ws(a_old, a_new, p_old, p_new, w, R, C, lo, hi, saturate):
     return ovf
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _stationary_kernel(S, W, ts, ks, ns, R, C, double_buffered, lo, hi, saturate, out):
     """Stationary W[s] (ks[s] x ns[s]) on rows x cols, S[s] (ts[s] x ks[s]) streaming from the
     left; out[s] (ts[s] x ns[s]) accumulates. Sets s run one after another; per set, col folds
@@ -180,7 +180,7 @@ def _stationary_kernel(S, W, ts, ks, ns, R, C, double_buffered, lo, hi, saturate
     return cycles, ovf, pe_updates
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pe_rows_os(a_old, a_new, b_old, b_new, acc, R, C, lo, hi, saturate):
     """One clock of the os MAC grid; returns the number of overflowing adds."""
     ovf = 0
@@ -196,7 +196,7 @@ def _pe_rows_os(a_old, a_new, b_old, b_new, acc, R, C, lo, hi, saturate):
     return ovf
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _os_kernel(A, B, ks, ns, R, C, double_buffered, lo, hi, saturate, out):
     """Output-stationary: A[s] (M x ks[s]) streams from the left, B[s] (ks[s] x ns[s]) from the
     top; each PE accumulates one output; outputs drain down a shadow chain into out[s].
@@ -342,9 +342,13 @@ def _check_operands(A: np.ndarray, B: np.ndarray, acc_bits: int) -> None:
 
 def run_grouped_gemm(A: np.ndarray, B: np.ndarray, rows: int, cols: int, dataflow: str,
                      weight_preload: str = "serial", acc_bits: int = 32, overflow: str = "wrap",
-                     group_packing: str = "packed") -> KernelResult:
+                     group_packing: str = "packed", acc_init: np.ndarray | None = None) -> KernelResult:
     """Step a grouped GEMM, A (G, M, K) @ B (G, K, N), through the array, packing groups per
-    the policy as the mapping does. Returns outputs (G, M, N) and exact cycles."""
+    the policy as the mapping does. Returns outputs (G, M, N) and exact cycles.
+
+    `acc_init` (G, M, N), e.g. the bias: ws / is start the accumulator buffer from it (fold
+    sums are added to it); os adds it to each output as it drains, at accumulator width (its
+    overflow events are counted)."""
     dataflow = dataflow_name(dataflow)
     A = np.ascontiguousarray(A, dtype=np.int64)
     B = np.ascontiguousarray(B, dtype=np.int64)
@@ -364,27 +368,39 @@ def run_grouped_gemm(A: np.ndarray, B: np.ndarray, rows: int, cols: int, dataflo
     # packed operands: A' = [A_g ...] along K, B' = block-diagonal B_g
     Ap = np.zeros((nsets, M, q * K), np.int64)
     Bp = np.zeros((nsets, q * K, q * N), np.int64)
+    init = np.zeros((nsets, M, q * N), np.int64)
+    if acc_init is not None:
+        acc_init = np.asarray(acc_init, np.int64)
+        if acc_init.shape != (G, M, N):
+            raise AccelsimError(f"acc_init {acc_init.shape} does not match the outputs {(G, M, N)}")
+        if np.any(acc_init < lo) or np.any(acc_init > hi):
+            raise AccelsimError(f"acc_init does not fit a {acc_bits}-bit accumulator")
     for g in range(G):
         s, j = divmod(g, q)
         Ap[s, :, j * K:(j + 1) * K] = A[g]
         Bp[s, j * K:(j + 1) * K, j * N:(j + 1) * N] = B[g]
+        if acc_init is not None:
+            init[s, :, j * N:(j + 1) * N] = acc_init[g]
     kp, np_ = sizes * K, sizes * N
     db, sat = weight_preload == "double_buffered", overflow == "saturate"
     if dataflow == "weight_stationary":
-        outp = np.zeros((nsets, M, q * N), np.int64)
+        outp = init  # the accumulator buffer starts from acc_init
         ts = np.full(nsets, M, np.int64)
         cyc, ovf, upd = _stationary_kernel(Ap, Bp, ts, kp, np_, rows, cols, db, lo, hi, sat, outp)
     elif dataflow == "input_stationary":
         # inputs stationary (K' x M), weights stream (N' x K'): out^T = B'^T A'^T
         St = np.ascontiguousarray(Bp.transpose(0, 2, 1))
         Wt = np.ascontiguousarray(Ap.transpose(0, 2, 1))
-        outt = np.zeros((nsets, q * N, M), np.int64)
+        outt = np.ascontiguousarray(init.transpose(0, 2, 1))
         ms = np.full(nsets, M, np.int64)
         cyc, ovf, upd = _stationary_kernel(St, Wt, np_, kp, ms, rows, cols, db, lo, hi, sat, outt)
         outp = outt.transpose(0, 2, 1)
     else:
         outp = np.zeros((nsets, M, q * N), np.int64)
         cyc, ovf, upd = _os_kernel(Ap, Bp, kp, np_, rows, cols, db, lo, hi, sat, outp)
+        if acc_init is not None:  # the bias joins each output as it drains
+            outp, drain_ovf = accumulate(outp + init, acc_bits, overflow)
+            ovf += drain_ovf
     out = np.empty((G, M, N), np.int64)
     for g in range(G):
         s, j = divmod(g, q)
@@ -404,11 +420,11 @@ def run_gemm(A: np.ndarray, B: np.ndarray, rows: int, cols: int, dataflow: str,
     return res
 
 
-def run_layer(gemm: GemmView, hw, A: np.ndarray, B: np.ndarray) -> KernelResult:
+def run_layer(gemm: GemmView, hw, A: np.ndarray, B: np.ndarray, acc_init: np.ndarray | None = None) -> KernelResult:
     """Step one layer's integer operands through the array `hw` describes.
 
-    A: (groups, M, K) and B: (groups, K, N) integer operands of the GEMM view (zero-points
-    already subtracted), or 2-D for groups == 1. Uses the config's dataflow, array size,
+    A: (groups, M, K) and B: (groups, K, N) integer operands of the GEMM view, or 2-D for
+    groups == 1; `acc_init` (groups, M, N) the accumulator's starting values (the bias). Uses the config's dataflow, array size,
     weight_preload, group_packing, accumulator_bits and accumulator_overflow."""
     A = np.asarray(A)
     B = np.asarray(B)
@@ -420,4 +436,4 @@ def run_layer(gemm: GemmView, hw, A: np.ndarray, B: np.ndarray) -> KernelResult:
                             f"(expected {want_a} and {want_b})")
     pe, p = hw.pe_array, hw.precision
     return run_grouped_gemm(A, B, pe.rows, pe.cols, pe.dataflow, pe.weight_preload,
-                            p.accumulator_bits, p.accumulator_overflow, pe.group_packing)
+                            p.accumulator_bits, p.accumulator_overflow, pe.group_packing, acc_init)

@@ -1,0 +1,380 @@
+"""`execute(qgraph, hw, x)`: bit-exact integer execution of a quantized network on the PE grid.
+
+The QGraph is lowered to its integer program (`program.py`), then run step by step on
+integer codes. A conv / linear layer runs on one of two paths, which give identical integers
+wherever both apply (tested):
+
+- the **array** path: the numba cycle-stepped kernels of `kernels.py` step the layer's raw
+  codes through the configured grid (dataflow, size, packing), accumulating at
+  `accumulator_bits` with wrap or saturate in the array's order, from the folded bias;
+- the **fast** path: one exact float64 BLAS GEMM (integer operands, every partial sum below
+  2^53), used only for output rows that a bound proves cannot overflow in any order: per
+  output, |accumulator start| + sum_k |w_k| |x_k| <= 2^(bits-1) - 1. The bound is checked per
+  channel over every possible input first (free), then, for channels that fail it, on this
+  batch's data (one more GEMM of |W| and |x|). Rows that fail both run on the array.
+  Wrap and saturate agree with the exact sum wherever nothing overflows, so the fast path is
+  the array's result, not an approximation of it.
+
+After the array: the zero-point unit's correction -z_w * sum_k x_k (asymmetric weights) and,
+for output-stationary arrays, the bias, at accumulator width (overflows counted), then
+requantization y = z_y + round(acc * multiplier / 2^shift), round half away from zero, and
+the clamp. Overflow events count every accumulator add whose exact result left the range
+(PE adds, accumulator-buffer adds, bias and zero-point adds).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..errors import AccelsimError
+from ..graph.run import _blas_single_thread, _out_hw, _pad, _pool_geometry, _tap, _windows, maxpool_forward, run_node
+from ..quant.rounding import rounding_shift
+from .accumulator import accumulate, accumulator_range
+from .kernels import run_grouped_gemm
+from .program import (GemmStep, InputStep, IntegerProgram, LutStep, PoolStep, ReluStep, RescaleStep, ShapeStep,
+                      lower)
+
+PATHS = ("auto", "array", "fast")
+DEFAULT_BATCH_SIZE = 128
+
+LAYER_COLUMNS = ["layer", "op", "weight_bits", "activation_bits", "accumulator_bits", "zero_point_unit",
+                 "outputs", "array_rows", "fast_rows", "overflow_events", "acc_max_abs", "acc_bits_needed"]
+
+
+@dataclass
+class _LayerStats:
+    outputs: int = 0
+    array_rows: int = 0
+    fast_rows: int = 0
+    overflow_events: int = 0
+    acc_max_abs: int = 0
+
+    def merge(self, other: "_LayerStats") -> None:
+        self.outputs += other.outputs
+        self.array_rows += other.array_rows
+        self.fast_rows += other.fast_rows
+        self.overflow_events += other.overflow_events
+        self.acc_max_abs = max(self.acc_max_abs, other.acc_max_abs)
+
+
+@dataclass
+class ExecResult:
+    """Outputs of an integer run: codes (int32) and dequantized values (float32) per graph
+    output; `layers`: per conv/linear layer, the operand widths multiplied, the rows each path
+    ran, overflow events, the largest exact accumulator magnitude and the bits it needs."""
+
+    codes: dict[str, np.ndarray] = field(repr=False)
+    dequantized: dict[str, np.ndarray] = field(repr=False)
+    layers: pd.DataFrame = field(repr=False)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def output(self) -> np.ndarray:
+        """The dequantized output of a one-output graph."""
+        if len(self.dequantized) != 1:
+            raise AccelsimError(f"the graph has {len(self.dequantized)} outputs: use .dequantized[name]")
+        return next(iter(self.dequantized.values()))
+
+    @property
+    def output_codes(self) -> np.ndarray:
+        if len(self.codes) != 1:
+            raise AccelsimError(f"the graph has {len(self.codes)} outputs: use .codes[name]")
+        return next(iter(self.codes.values()))
+
+
+def check_runs_on(qgraph, hw) -> None:
+    """A ConfigError (exit 2) when `hw`'s datapath cannot run the QGraph's numeric format."""
+    from ..quant.recipe import Recipe, load_recipe
+
+    recipe = qgraph.recipe
+    if isinstance(recipe, Recipe):
+        doc = recipe.to_dict()
+        if not recipe.quantized:
+            doc.pop("steps")
+        load_recipe(doc, hw)  # raises naming the field and the datapath
+
+
+# ----------------------------------------------------------------------------- layers
+
+
+def _im2col(x: np.ndarray, step: GemmStep) -> tuple[np.ndarray, tuple[int, ...]]:
+    """(G, K, M) float64 columns of the raw codes, padding with the input zero-point; and the
+    output's leading shape."""
+    if step.op == "linear":
+        lead = x.shape[:-1]
+        return np.ascontiguousarray(x.reshape(-1, x.shape[-1]).T, dtype=np.float64)[None], lead
+    a = step.attrs
+    stride, dilation = tuple(a.get("stride", (1, 1))), tuple(a.get("dilation", (1, 1)))
+    padding, groups = tuple(a.get("padding", (0, 0, 0, 0))), int(a.get("groups", 1))
+    n, c, h, w = x.shape
+    _, cg, kh, kw = step.weight_shape
+    ho, wo = _out_hw(h, w, (kh, kw), {"stride": stride, "padding": padding, "dilation": dilation})
+    xp = _pad(x.astype(np.float64), padding, float(step.in_grid.zero_point))
+    if (kh, kw) == (1, 1) and not any(padding):
+        xs = xp if stride == (1, 1) else xp[:, :, :: stride[0], :: stride[1]]
+        cols = xs.transpose(1, 0, 2, 3).reshape(groups, cg, n * ho * wo)
+    else:
+        win = _windows(xp, (kh, kw), stride, dilation, ho, wo)
+        cols = win.transpose(1, 4, 5, 0, 2, 3).reshape(groups, cg * kh * kw, n * ho * wo)
+    return cols, (n, ho, wo)
+
+
+def _gemm(step: GemmStep, x: np.ndarray, hw, path: str, stats: _LayerStats) -> np.ndarray:
+    p = hw.precision
+    bits, overflow = p.accumulator_bits, p.accumulator_overflow
+    lo, hi = accumulator_range(bits)
+    cols, lead = _im2col(x, step)
+    G = step.groups
+    O, K = step.weight_codes.shape
+    og = O // G
+    M = cols.shape[2]
+    w = step.weight_codes.reshape(G, og, K)
+    wf = w.astype(np.float64)
+    exact = np.matmul(wf, cols).astype(np.int64)  # exact: integer operands, |sums| < 2^53
+    # the bias is loaded into each output's accumulator at accumulator width
+    bias, bias_ovf = accumulate(step.accumulator_bias, bits, overflow)
+    events = bias_ovf * M
+    bias = bias.reshape(G, og, 1)
+    exact += bias
+    extra_column = step.zero_point_unit == "extra_column"
+
+    x_max = max(abs(int(step.in_grid.qmin)), abs(int(step.in_grid.qmax)))
+    w_abs = np.abs(w).sum(axis=2)  # (G, og)
+    static_ok = np.abs(bias[..., 0]) + w_abs * x_max <= hi
+    if extra_column:
+        static_ok &= K * x_max <= hi
+    if path == "array":
+        unsafe = np.ones(M, bool)
+    elif path == "fast" or static_ok.all():
+        unsafe = np.zeros(M, bool)
+    else:
+        cols_abs = np.abs(cols)
+        bound = np.abs(bias) + np.matmul(np.abs(wf), cols_abs)  # (G, og, M): any order stays inside
+        unsafe = (bound > hi).any(axis=(0, 1))
+        if extra_column:
+            unsafe |= (cols_abs.sum(axis=1) > hi).any(axis=0)
+    if path == "fast" and not static_ok.all():
+        raise AccelsimError(f"layer '{step.name}': the fast path cannot prove that a {bits}-bit accumulator "
+                            "never overflows; use path='auto' or 'array'")
+    acc = exact
+    window_sum = None
+    if step.asymmetric_weights:
+        window_sum = cols.sum(axis=1).astype(np.int64)  # (G, M): exact (the adder tree's result)
+    idx = np.flatnonzero(unsafe)
+    if idx.size:
+        pe = hw.pe_array
+        A = np.ascontiguousarray(cols[:, :, idx].transpose(0, 2, 1)).astype(np.int64)
+        B = np.ascontiguousarray(w.transpose(0, 2, 1))
+        init = np.broadcast_to(bias.transpose(0, 2, 1), (G, idx.size, og))
+        if extra_column:  # a filter of ones: the window sums, computed by the array itself
+            B = np.concatenate([B, np.ones((G, K, 1), np.int64)], axis=2)
+            init = np.concatenate([init, np.zeros((G, idx.size, 1), np.int64)], axis=2)
+        res = run_grouped_gemm(A, B, pe.rows, pe.cols, pe.dataflow, pe.weight_preload, bits, overflow,
+                               pe.group_packing, acc_init=np.ascontiguousarray(init))
+        acc = exact.copy()
+        acc[:, :, idx] = res.out[:, :, :og].transpose(0, 2, 1)
+        if extra_column:
+            window_sum = window_sum.copy()
+            window_sum[:, idx] = res.out[:, :, og]
+        events += res.overflow_events
+    magnitude = int(np.abs(exact).max(initial=0))
+    if step.asymmetric_weights:
+        z_w = step.weight_zero_point.reshape(G, og, 1)
+        exact_sum = np.abs(exact - z_w * cols.sum(axis=1).astype(np.int64)[:, None, :])
+        magnitude = max(magnitude, int(exact_sum.max(initial=0)))
+        acc, zp_ovf = accumulate(acc - z_w * window_sum[:, None, :], bits, overflow)
+        events += zp_ovf
+    codes = step.out_grid.zero_point + rounding_shift(acc * step.multiplier.reshape(G, og, 1),
+                                                      step.shift.reshape(G, og, 1))
+    codes = np.clip(codes, step.clamp_lo, step.clamp_hi).astype(np.int32).reshape(O, M)
+    stats.outputs += O * M
+    stats.array_rows += int(idx.size)
+    stats.fast_rows += M - int(idx.size)
+    stats.overflow_events += int(events)
+    stats.acc_max_abs = max(stats.acc_max_abs, magnitude)
+    if step.op == "linear":
+        return codes.T.reshape(*lead, O)
+    n, ho, wo = lead
+    return codes.reshape(O, n, ho, wo).transpose(1, 0, 2, 3)
+
+
+def _rescale(step: RescaleStep, xs: list[np.ndarray]) -> np.ndarray:
+    z = int(step.out_grid.zero_point)
+    parts = [(x.astype(np.int64) - int(g.zero_point)) * m for x, g, m in zip(xs, step.in_grids, step.multipliers)]
+    if step.axis is None:  # add
+        total = parts[0]
+        for part in parts[1:]:
+            total = total + part
+        out = z + rounding_shift(total, step.shift)
+    else:
+        out = np.concatenate([z + rounding_shift(part, step.shift) for part in parts], axis=step.axis)
+    return np.clip(out, step.clamp_lo, step.clamp_hi).astype(np.int32)
+
+
+def _pool(step: PoolStep, x: np.ndarray) -> np.ndarray:
+    if step.kind == "max":  # codes are exact in float32; the max commutes with dequantization
+        return maxpool_forward(x.astype(np.float32), step.attrs).astype(np.int32)
+    d = x.astype(np.int64) - int(step.in_grid.zero_point)  # padding adds 0 to the window sums
+    if step.kind == "global":
+        sums = d.sum(axis=(2, 3), keepdims=True)
+    else:
+        kernel, stride, (t, l, b, r), (ho, wo), (eb, er) = _pool_geometry(x, step.attrs)
+        dp = _pad(d, (t, l, b + eb, r + er), 0)
+        sums = np.zeros(d.shape[:2] + (ho, wo), np.int64)
+        for i in range(kernel[0]):
+            for j in range(kernel[1]):
+                sums += _tap(dp, i, j, stride, (1, 1), ho, wo)
+    out = int(step.out_grid.zero_point) + rounding_shift(sums * step.multiplier, step.shift)
+    return np.clip(out, step.clamp_lo, step.clamp_hi).astype(np.int32)
+
+
+def _run_step(step, values: Mapping[str, np.ndarray], hw, path: str, stats: dict[str, _LayerStats]) -> np.ndarray:
+    xs = [values[i] for i in step.inputs]
+    if isinstance(step, GemmStep):
+        return _gemm(step, xs[0], hw, path, stats[step.name])
+    if isinstance(step, RescaleStep):
+        return _rescale(step, xs)
+    if isinstance(step, PoolStep):
+        return _pool(step, xs[0])
+    if isinstance(step, LutStep):
+        return step.table[xs[0].astype(np.int64) - step.in_grid.qmin].astype(np.int32)
+    if isinstance(step, ReluStep):
+        return np.maximum(xs[0], int(step.out_grid.zero_point)).astype(np.int32)
+    if isinstance(step, ShapeStep):
+        return run_node(step.node, xs) if step.op != "identity" else xs[0]
+    raise AssertionError(f"unknown step {type(step).__name__}")
+
+
+def _run_chunk(prog: IntegerProgram, feeds: Mapping[str, np.ndarray], hw, path: str):
+    stats = {s.name: _LayerStats() for s in prog.gemm_steps}
+    last_use: dict[str, int] = {}
+    for i, step in enumerate(prog.steps):
+        for name in step.inputs:
+            last_use[name] = i
+    keep = set(prog.outputs)
+    values: dict[str, np.ndarray] = {}
+    for i, step in enumerate(prog.steps):
+        if isinstance(step, InputStep):
+            values[step.name] = step.out_grid.quantize(feeds[step.name])
+        else:
+            values[step.name] = _run_step(step, values, hw, path, stats)
+        for name in set(step.inputs):
+            if last_use.get(name) == i and name not in keep:
+                del values[name]
+    return {k: values[k] for k in prog.outputs}, stats
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def _resolve_hw(qgraph, hw):
+    from ..config.hw import HwConfig
+
+    if isinstance(hw, HwConfig):
+        return hw
+    from ..config import load_hw
+
+    return load_hw(hw or qgraph.hw_name or "edge-npu-16x16")
+
+
+def _feeds(prog: IntegerProgram, x) -> dict[str, np.ndarray]:
+    names = list(prog.input_shapes)
+    if isinstance(x, Mapping):
+        missing = [n for n in names if n not in x]
+        if missing or set(x) - set(names):
+            raise AccelsimError(f"{prog.name} takes inputs {names}; found {sorted(x)}")
+        feeds = {n: np.asarray(x[n], np.float32) for n in names}
+    else:
+        if len(names) != 1:
+            raise AccelsimError(f"{prog.name} has inputs {names}: pass {{name: array}}")
+        feeds = {names[0]: np.asarray(x, np.float32)}
+    batch = None
+    for name, arr in feeds.items():
+        want = prog.input_shapes[name]
+        if arr.ndim != len(want) + 1 or tuple(arr.shape[1:]) != want:
+            raise AccelsimError(f"{prog.name}: input '{name}' expects shape (N, {', '.join(map(str, want))}), "
+                                f"found {tuple(arr.shape)}")
+        if batch is not None and arr.shape[0] != batch:
+            raise AccelsimError(f"{prog.name}: inputs have different batch sizes")
+        batch = arr.shape[0]
+    if not batch:
+        raise AccelsimError(f"{prog.name}: empty batch")
+    return feeds
+
+
+def execute(qgraph, hw=None, x=None, *, path: str = "auto", batch_size: int | None = None,
+            threads: int | None = None, progress: bool = True) -> ExecResult:
+    """Run `qgraph` in integers on `hw` (a HwConfig, config name or file; default: the config
+    it was quantized for) on input `x` (an array, or {input: array}).
+
+    path: "auto" (the fast path where a bound proves no overflow, the array elsewhere),
+    "array" (every layer stepped through the numba array kernels: slow, the ground truth), or
+    "fast" (an error where the bound fails). The batch runs in chunks of `batch_size` on
+    `threads` threads (default: the CPU count), with a progress bar after a second."""
+    if path not in PATHS:
+        raise AccelsimError(f"path: expected one of {', '.join(PATHS)}; found {path!r}")
+    if x is None:
+        raise AccelsimError("execute needs an input batch x")
+    hw = _resolve_hw(qgraph, hw)
+    check_runs_on(qgraph, hw)
+    prog = lower(qgraph, hw)
+    feeds = _feeds(prog, x)
+    n = next(iter(feeds.values())).shape[0]
+    chunk = int(batch_size or DEFAULT_BATCH_SIZE)
+    if chunk < 1:
+        raise AccelsimError(f"batch_size must be >= 1, found {batch_size}")
+    threads = max(1, int(threads or os.cpu_count() or 1))
+    if threads > 1:
+        chunk = min(chunk, max(1, -(-n // threads)))
+    parts = [{k: v[s: s + chunk] for k, v in feeds.items()} for s in range(0, n, chunk)]
+    from tqdm import tqdm
+
+    bar = tqdm(total=n, unit="img", desc=f"integer execution ({prog.name})", delay=1.0, file=sys.stderr,
+               disable=not progress, leave=False)
+
+    def run(part):
+        out = _run_chunk(prog, part, hw, path)
+        bar.update(len(next(iter(part.values()))))
+        return out
+
+    try:
+        if len(parts) == 1 or threads == 1:
+            results = [run(p) for p in parts]
+        else:
+            with _blas_single_thread(), ThreadPoolExecutor(min(threads, len(parts))) as pool:
+                results = list(pool.map(run, parts))
+    finally:
+        bar.close()
+    stats = {s.name: _LayerStats() for s in prog.gemm_steps}
+    for _, chunk_stats in results:
+        for name, st in chunk_stats.items():
+            stats[name].merge(st)
+    grids = {s.name: s.out_grid for s in prog.steps}
+    codes = {k: np.concatenate([r[0][k] for r in results]) for k in prog.outputs}
+    deq = {k: grids[k].dequantize(v) for k, v in codes.items()}
+    rows = []
+    for step in prog.gemm_steps:
+        st = stats[step.name]
+        rows.append({
+            "layer": step.name, "op": step.op, "weight_bits": step.weight_bits, "activation_bits": step.activation_bits,
+            "accumulator_bits": prog.accumulator_bits, "zero_point_unit": step.zero_point_unit,
+            "outputs": st.outputs, "array_rows": st.array_rows, "fast_rows": st.fast_rows,
+            "overflow_events": st.overflow_events, "acc_max_abs": st.acc_max_abs,
+            "acc_bits_needed": st.acc_max_abs.bit_length() + 1,
+        })
+    layers = pd.DataFrame(rows, columns=LAYER_COLUMNS)
+    summary = {
+        "model": prog.name, "hw": hw.name, "images": n, "path": path,
+        "accumulator_bits": prog.accumulator_bits, "accumulator_overflow": prog.accumulator_overflow,
+        "overflow_events": int(layers["overflow_events"].sum()),
+        "layers_overflowing": int((layers["overflow_events"] > 0).sum()),
+        "acc_bits_needed": int(layers["acc_bits_needed"].max()) if len(layers) else 0,
+        "array_rows": int(layers["array_rows"].sum()), "fast_rows": int(layers["fast_rows"].sum()),
+    }
+    return ExecResult(codes, deq, layers, summary)
