@@ -13,6 +13,13 @@ from .metrics import evaluate  # noqa: E402
 from .quant import QGraph, quantize  # noqa: E402
 
 
+def execute(qgraph, hw=None, x=None, **kwargs):
+    """Bit-exact integer execution of a QGraph on the PE grid -> ExecResult (see accelsim.sim.execute)."""
+    from .sim.execute import execute as _execute
+
+    return _execute(qgraph, hw, x, **kwargs)
+
+
 def load_hw(path_or_name):
     """Load a hardware config (YAML, SCALE-Sim .cfg, or a name in hwconfigs/) -> HwConfig."""
     from .config import load_hw as _load_hw
@@ -34,5 +41,5 @@ def save_onnx(graph, path, opset=17):
     return _save_onnx(graph, path, opset)
 
 
-__all__ = ["AccelsimError", "ConfigError", "Dataset", "Graph", "GraphError", "Node", "QGraph", "Result", "evaluate", "load_dataset", "load_hw",
+__all__ = ["AccelsimError", "ConfigError", "Dataset", "Graph", "GraphError", "Node", "QGraph", "Result", "evaluate", "execute", "load_dataset", "load_hw",
            "load_model", "load_onnx", "save_onnx", "quantize", "simulate"]
