@@ -201,7 +201,7 @@ def test_high_precision_fake_quant_approaches_fp32(hw):
     g, x = _spread_graph(decades=0)
     wide = hw_from_dict({**hw.to_dict(), "precision": {**hw.to_dict()["precision"], "weight_bits": 16, "activation_bits": 16}})
     qg = quantize(g, {"method": "naive", "weight_granularity": "per_tensor"}, hw=wide, calibration=x)
-    assert _rel_err(qg.run(x), g.run(x)) < 2e-3
+    assert _rel_err(qg.run(x), g.run(x)) < 2e-4   # measured 5.6e-5 (half-even rounding), 7.2e-5 (half away)
     q8 = quantize(g, {"method": "naive", "weight_granularity": "per_tensor"}, hw=hw, calibration=x)
     assert _rel_err(q8.run(x), g.run(x)) > 10 * _rel_err(qg.run(x), g.run(x))
 
@@ -346,7 +346,7 @@ def test_calibrated_recipes_need_data(hw):
     assert exc.value.field == "activation_range"
     qg = quantize(g, "dfq_calibrated", hw=hw, calibration=x)
     assert qg.info["activation_range"] == "minmax" and set(qg.info["bias_correction"]) == {"c1", "c2", "fc"}
-    assert _rel_err(qg.run(x), qg.float_graph.run(x)) < 0.1
+    assert _rel_err(qg.run(x), qg.float_graph.run(x)) < 0.015   # measured 5.7e-3
     auto = quantize(g, "naive", hw=hw, calibration=x)
     assert auto.info["activation_range"] == "minmax"
     assert quantize(g, "naive", hw=hw).info["activation_range"] == "bn"
