@@ -10,7 +10,7 @@ import pytest
 import accelsim
 from accelsim.cli import main
 from accelsim.cost.energy import ENERGY_CATEGORIES, energy_costs
-from accelsim.cost.model import ACTION_COLUMNS, CYCLE_COLUMNS, ENERGY_COLUMNS, MEMORY_COLUMNS, simulate
+from accelsim.cost.model import ACTION_COLUMNS, CYCLE_COLUMNS, ENERGY_COLUMNS, MEMORY_COLUMNS, WIDTH_COLUMNS, simulate
 from accelsim.sim.simulate import LAYER_COLUMNS
 
 
@@ -33,7 +33,7 @@ def run_cli(*argv):
 
 def test_columns_and_cycle_decomposition(resnet18, hw):
     df = resnet18.layers
-    assert list(df.columns) == LAYER_COLUMNS + CYCLE_COLUMNS + MEMORY_COLUMNS + ACTION_COLUMNS + ENERGY_COLUMNS
+    assert list(df.columns) == LAYER_COLUMNS + CYCLE_COLUMNS + WIDTH_COLUMNS + MEMORY_COLUMNS + ACTION_COLUMNS + ENERGY_COLUMNS
     assert (df["total_cycles"] == df["compute_cycles"] + df[CYCLE_COLUMNS].sum(axis=1)).all()
     assert (df[CYCLE_COLUMNS] >= 0).all().all()
     assert df["utilisation"].tolist() == pytest.approx((df["macs"] / (256 * df["total_cycles"])).tolist())

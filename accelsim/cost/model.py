@@ -10,6 +10,7 @@ Cycles per layer: ``compute_cycles`` (the PE grid, as ``sim.simulate`` counts it
 from __future__ import annotations
 
 import math
+import os
 
 import pandas as pd
 
@@ -24,6 +25,7 @@ from accelsim.sim.simulate import simulate as simulate_grid
 from accelsim.sim.timing import native_cycles, scalesim_cycles, scalesim_gemm, scalesim_mapping
 
 CYCLE_COLUMNS = ["zero_point_cycles", "tiling_cycles", "power_unit_cycles", "stall_cycles"]
+WIDTH_COLUMNS = ["weight_bits", "activation_bits", "accumulator_bits"]
 MEMORY_COLUMNS = [
     "stream_tile", "stream_tiles", "dram_tiles", "ifmap_dram_passes", "filter_dram_passes",
     "dram_ifmap_bytes", "dram_filter_bytes", "dram_ofmap_bytes", "dram_psum_bytes", "dram_params_bytes",
@@ -36,12 +38,53 @@ ACTION_COLUMNS = ["array_macs", "acc_adds", "requants", "zp_window_adds", "zp_mu
 ENERGY_COLUMNS = [f"energy_{c}_pj" for c in ENERGY_CATEGORIES] + ["energy_pj"]
 
 
-def simulate(graph, hw, timing: str = "native", batch: int = 1) -> Result:
+def numeric_format_hw(hw, recipe):
+    """`hw` running the numeric format a recipe really uses: its weight and activation bits,
+    schemes and granularity (never more than the datapath supports: the recipe was checked).
+    The cost model prices operands at these widths, as the integer executor computes them."""
+    d = hw.to_dict()
+    d["precision"].update(weight_bits=recipe.weight_bits, activation_bits=recipe.activation_bits)
+    d["quantization"].update(weight_scheme=recipe.weight_scheme, activation_scheme=recipe.activation_scheme,
+                             weight_granularity=recipe.weight_granularity)
+    from accelsim.config.validate import hw_from_dict
+
+    return hw_from_dict(d, file=f"{hw.name} running {recipe.label}")
+
+
+def _resolve(graph, hw):
+    """(Graph, hardware priced, hardware whose area counts, QGraph or None) from what the CLI takes:
+    a Graph, a QGraph or a saved quantized model, a workload name or file; a HwConfig or a config name or file."""
+    from accelsim.config import load_hw
+    from accelsim.config.hw import HwConfig
+    from accelsim.quant.qgraph import QGraph
+
+    if not isinstance(hw, HwConfig):
+        hw = load_hw(hw or "edge-npu-16x16")
+    if isinstance(graph, (str, os.PathLike)):
+        from accelsim.graph.zoo import load_model
+
+        graph = load_model(graph)
+    if isinstance(graph, QGraph):
+        if not graph.recipe.quantized:
+            return graph.graph, hw, hw, graph
+        from accelsim.sim.execute import check_runs_on
+
+        check_runs_on(graph, hw)
+        return graph.graph, numeric_format_hw(hw, graph.recipe), hw, graph
+    return graph, hw, hw, None
+
+
+def simulate(graph, hw=None, timing: str = "native", batch: int = 1) -> Result:
     """Cycles, memory traffic and stalls, and energy of every GEMM layer of ``graph`` on ``hw``.
 
+    graph: a Graph, a workload name or file, or a QGraph: then the layers are priced in the
+    numeric format the QGraph really uses (`numeric_format_hw`: the recipe's bit-widths,
+    schemes and granularity), the area stays the hardware's. hw: a HwConfig, a config name or
+    file (default edge-npu-16x16).
     timing: "native" (the configured microarchitecture; the memory model picks the stream
     tiling with the fewest total cycles) or "scalesim" (SCALE-Sim 3.0's compute cycles,
     untiled). Returns the grid's columns, then cycles, memory and energy columns."""
+    graph, hw, area_hw, qgraph = _resolve(graph, hw)
     base = simulate_grid(graph, hw, timing=timing, batch=batch)
     pe, p = hw.pe_array, hw.precision
     costs = energy_costs(hw)
@@ -97,14 +140,22 @@ def simulate(graph, hw, timing: str = "native", batch: int = 1) -> Result:
         e = {f"energy_{k}_pj": v for k, v in energy.items()}
         e["energy_pj"] = math.fsum(energy.values())
         row = {**row, **cyc, "total_cycles": total,
-               "utilisation": info.macs / (pe.num_pes * total)}
+               "utilisation": info.macs / (pe.num_pes * total),
+               # operand widths of the multipliers and the accumulator, as the executor computes them
+               "weight_bits": bits.weight, "activation_bits": bits.activation, "accumulator_bits": bits.accumulator}
         rows.append({**row, **mem, **act, **e})
-    columns = list(base.layers.columns) + CYCLE_COLUMNS + MEMORY_COLUMNS + ACTION_COLUMNS + ENERGY_COLUMNS
+    columns = list(base.layers.columns) + CYCLE_COLUMNS + WIDTH_COLUMNS + MEMORY_COLUMNS + ACTION_COLUMNS + ENERGY_COLUMNS
     layers = pd.DataFrame(rows, columns=columns)
-    return Result(layers, _summary(base.summary, layers, hw, batch))
+    summary = _summary(base.summary, layers, hw, batch, area_hw)
+    if qgraph is not None:
+        summary["hw"] = area_hw.name
+        summary["numeric_format"] = (f"{qgraph.recipe.label}: {hw.quantization.weight_scheme} "
+                                     f"{hw.quantization.weight_granularity} weights, "
+                                     f"{hw.quantization.activation_scheme} activations")
+    return Result(layers, summary)
 
 
-def _summary(grid: dict, layers: pd.DataFrame, hw, batch: int) -> dict:
+def _summary(grid: dict, layers: pd.DataFrame, hw, batch: int, area_hw) -> dict:
     total = int(layers["total_cycles"].sum())
     macs = int(layers["macs"].sum())
     energy_pj = float(layers["energy_pj"].sum())
@@ -125,7 +176,7 @@ def _summary(grid: dict, layers: pd.DataFrame, hw, batch: int) -> dict:
         # 2 ops per MAC; ops / pJ = 1e12 ops/J = TOPS/W
         "tops_per_w": 2 * macs / energy_pj if energy_pj else 0.0,
         "avg_power_w": energy_pj * 1e-12 / latency_s if total else 0.0,
-        "area_mm2": area_mm2(hw),
+        "area_mm2": area_mm2(area_hw),  # the silicon built, whatever format runs on it
         "energy_table": hw.energy.table,
         "tech_nm": hw.tech_nm,
     })

@@ -4,6 +4,6 @@ A leaf package: it imports nothing from accelsim but `errors`, so every layer ma
 """
 from __future__ import annotations
 
-from .datasets import DATASETS, SPLITS, Dataset, dataset_names, load_dataset, load_npz, stratified_split
+from .datasets import DATASETS, SPLITS, Dataset, dataset_names, known_input_range, load_dataset, load_npz, stratified_split
 
-__all__ = ["DATASETS", "SPLITS", "Dataset", "dataset_names", "load_dataset", "load_npz", "stratified_split"]
+__all__ = ["DATASETS", "SPLITS", "Dataset", "dataset_names", "known_input_range", "load_dataset", "load_npz", "stratified_split"]

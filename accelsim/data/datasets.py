@@ -68,6 +68,13 @@ class Dataset:
         return np.asarray(x[np.array(order[:n])])
 
     @property
+    def input_range(self) -> tuple[float, float] | None:
+        """The range its preprocessing maps pixels [0, pixel_max] to, when it is documented."""
+        if self.mean is None or self.std is None:
+            return None
+        return ((0.0 - self.mean) / self.std, (1.0 - self.mean) / self.std)
+
+    @property
     def input_shape(self) -> tuple[int, ...]:
         """One sample's shape, (C, H, W)."""
         x = self.x_test if len(self.x_test) else self.x_train
@@ -116,6 +123,14 @@ DATASETS: dict[str, _Spec] = {
 
 def dataset_names() -> list[str]:
     return list(DATASETS)
+
+
+def known_input_range(name: str) -> tuple[float, float] | None:
+    """A bundled dataset's input range from its documented preprocessing, without loading it."""
+    spec = DATASETS.get(str(name))
+    if spec is None:
+        return None
+    return ((0.0 - spec.mean) / spec.std, (1.0 - spec.mean) / spec.std)
 
 
 def stratified_split(y: np.ndarray, test_per_class: int, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:

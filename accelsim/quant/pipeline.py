@@ -6,6 +6,7 @@ correction -> activation ranges -> integer model. Each step is a switch of the r
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -64,13 +65,38 @@ def _with_weights(graph: Graph, weights: dict[str, np.ndarray]) -> Graph:
     return g
 
 
+def _input_range(graph: Graph, r: Recipe, data: Any) -> tuple[tuple[float, float] | None, str]:
+    """The graph input's range for data-free activation ranges, and where it came from: the
+    recipe's input_range, else the documented preprocessing of `data` (a dataset name or
+    Dataset), else of the dataset a bundled trained model was trained on, else none (the
+    N(0, 1) assumption of propagate_stats)."""
+    from ..data import Dataset, known_input_range
+
+    if r.input_range is not None:
+        return r.input_range, "recipe input_range"
+    if isinstance(data, Dataset):
+        if data.input_range is not None:
+            return data.input_range, f"dataset {data.name}: preprocessing"
+    elif data is not None and known_input_range(data) is not None:
+        return known_input_range(data), f"dataset {data}: preprocessing"
+    from ..metrics import model_info
+
+    info = model_info(graph.name)
+    if info and known_input_range(info.get("dataset")) is not None:
+        return known_input_range(info["dataset"]), f"dataset {info['dataset']} (the model's training data): preprocessing"
+    return None, "N(0, 1) assumed (no dataset known)"
+
+
 def quantize(graph: Graph, recipe: str | os.PathLike | Mapping | Recipe = "dfq",
-             hw: HwConfig | str | os.PathLike | None = None, calibration: Any = None) -> QGraph:
+             hw: HwConfig | str | os.PathLike | None = None, calibration: Any = None, data: Any = None) -> QGraph:
     """Quantize `graph` by `recipe` (a name, YAML file or dict) for hardware `hw`
     (a HwConfig, a config name or file; default: the edge-npu-16x16 config).
 
     `calibration`: input batch (array, or {input: array}) for data-driven steps
     (empirical bias correction, min-max / MSE / cross-entropy ranges); data-free otherwise.
+    `data`: the dataset the model will see (a name or Dataset): without calibration data, its
+    documented preprocessing gives the input's range (`info["input_range_source"]` says where
+    the range came from; a bundled trained model's own dataset is used when `data` is None).
     """
     hw = _resolve_hw(hw)
     r = load_recipe(recipe, hw)
@@ -88,6 +114,10 @@ def quantize(graph: Graph, recipe: str | os.PathLike | Mapping | Recipe = "dfq",
                               "for a data-free recipe use activation_range: bn and bias_correction: analytic")
 
     info: dict[str, Any] = {"activation_range": act_range}
+    if feeds is None or r.input_range is not None:
+        input_range, info["input_range_source"] = _input_range(graph, r, data)
+        if input_range is not None and input_range != r.input_range:
+            r = replace(r, input_range=input_range)
     g = graph
     if r.steps.fold_batchnorm:
         g = fold_batchnorm(g)

@@ -15,7 +15,8 @@ approximations (each a documented guess, not a measurement):
   - add: means and variances add (independent inputs, DFQ 5.1.2), concat: channels stacked;
   - maxpool over k taps: the max of k independent copies of the pre-clip normal, moment-matched
     to a normal, then clipped (clipping commutes with max);
-  - avg/global-avg pool: mean kept, variance kept (an overestimate: averaging shrinks it);
+  - avg/global-avg pool: the input's statistics kept: mean, variance (an overestimate: averaging
+    shrinks it) and the clip bounds (an average of ReLU outputs is >= 0);
   - flatten/reshape from (N, C, H, W) to (N, C*H*W): each channel's statistics repeated;
   - any other op (softmax, mul, matmul, ...): unknown (None).
 """
@@ -148,7 +149,8 @@ def propagate_stats(graph: Graph, input_stats: dict[str, ChannelStats] | None = 
                 kh, kw = node.attrs["kernel"]
                 out = _maxpool(x, kh * kw)
             elif op in ("avgpool", "globalavgpool"):
-                out = x.as_normal()
+                out = x  # mean kept, variance kept (an overestimate), and the clip: an average of
+                # values >= 0 (after a relu) is >= 0
             elif op == "add":
                 normals = [s.as_normal() for s in ins]
                 if len({s.channels for s in normals}) == 1:
