@@ -27,6 +27,13 @@ def load_hw(path_or_name):
     return _load_hw(path_or_name)
 
 
+def load_qgraph(path):
+    """Load a quantized model written by QGraph.save / `accelsim quantize --out` (.npz) -> QGraph."""
+    from .quant.qgraph_io import load_qgraph as _load_qgraph
+
+    return _load_qgraph(path)
+
+
 def load_onnx(path_or_model, input_shapes=None):
     """Import an ONNX model with its weights -> Graph (needs the `onnx` package)."""
     from .graph.onnx_import import load_onnx as _load_onnx
@@ -42,4 +49,4 @@ def save_onnx(graph, path, opset=17):
 
 
 __all__ = ["AccelsimError", "ConfigError", "Dataset", "Graph", "GraphError", "Node", "QGraph", "Result", "evaluate", "execute", "load_dataset", "load_hw",
-           "load_model", "load_onnx", "save_onnx", "quantize", "simulate"]
+           "load_model", "load_onnx", "load_qgraph", "save_onnx", "quantize", "simulate"]

@@ -30,6 +30,7 @@ from .equalize import EqualizationInfo, equalize
 from .fold import fold_batchnorm, replace_relu6
 from .pipeline import quantize, weight_quantizer
 from .qgraph import BiasRangeWarning, LayerQuant, QGraph, activation_sites
+from .qgraph_io import is_qgraph_file, load_qgraph, save_qgraph
 from .quantizers import QuantParams, make_qparams
 from .ranges import bn_range, cross_entropy_qparams, minmax_qparams, mse_qparams
 from .recipe import METHODS, Recipe, Steps, load_recipe
@@ -38,6 +39,7 @@ from .stats import ChannelStats, propagate_stats
 __all__ = [
     "METHODS", "BiasRangeWarning", "ChannelStats", "EqualizationInfo", "LayerQuant", "QGraph", "QuantParams", "Recipe", "Steps",
     "absorb_high_bias", "activation_sites", "bn_range", "clipped_normal_mean", "clipped_normal_var",
-    "correct_bias", "cross_entropy_qparams", "equalize", "fold_batchnorm", "load_recipe", "make_qparams",
-    "minmax_qparams", "mse_qparams", "propagate_stats", "quantize", "replace_relu6", "weight_quantizer",
+    "correct_bias", "cross_entropy_qparams", "equalize", "fold_batchnorm", "is_qgraph_file", "load_qgraph",
+    "load_recipe", "make_qparams", "minmax_qparams", "mse_qparams", "propagate_stats", "quantize", "replace_relu6",
+    "save_qgraph", "weight_quantizer",
 ]

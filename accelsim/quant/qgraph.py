@@ -343,6 +343,13 @@ class QGraph:
         ])
 
     # ------------------------------------------------------------------ saving
+    def save(self, path):
+        """Write the integer model as one self-contained .npz (and a readable .json beside it);
+        `accelsim.load_qgraph` reads it back. Returns the npz path (see `qgraph_io`)."""
+        from .qgraph_io import save_qgraph
+
+        return save_qgraph(self, path)
+
     def arrays(self) -> dict[str, np.ndarray]:
         """Every array of the integer model, keyed `layer/<name>/<what>`, `act/<site>/<what>`, `cle/<A>-><B>`."""
         out: dict[str, np.ndarray] = {}
