@@ -300,16 +300,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         "activation sites": len(qg.activations),
     }
     if args.out:
-        out = Path(args.out)
-        out = out if out.suffix == ".npz" else out.with_name(out.name + ".npz")
-        arrays, meta = qg.arrays(), qg.metadata()
+        from .quant.qgraph_io import save_qgraph
 
-        def write_npz(tmp):
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, **arrays)
-
-        write_atomic(out, write_npz)
-        write_atomic(out.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1) + "\n"))
+        out = save_qgraph(qg, args.out)  # one self-contained .npz (accelsim.load_qgraph) and a readable .json
         totals["written"] = f"{out}, {out.with_suffix('.json')}"
     print(format_table(qg.table(), args.format, totals, f"{graph.name} quantized for {hw.name}"), end="")
     if args.format == "table":
