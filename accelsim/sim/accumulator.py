@@ -37,24 +37,28 @@ def accumulate(x: np.ndarray, bits: int, overflow: str) -> tuple[np.ndarray, int
 
 
 def reference_gemm(A: np.ndarray, B: np.ndarray, rows: int, dataflow: str, bits: int,
-                   overflow: str) -> tuple[np.ndarray, int]:
+                   overflow: str, init: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """A (M x K) @ B (K x N) with accumulator semantics in the array's order.
 
-    `rows` is the array height (the K-fold size for ws and is). Returns (outputs, overflow
-    events), counting both the PE adds and the accumulator-buffer adds."""
+    `rows` is the array height (the K-fold size for ws and is). `init` (M x N), the bias: ws
+    and is start the accumulator buffer from it, os adds it as each output drains. Returns
+    (outputs, overflow events), counting the PE adds, the accumulator-buffer adds and the
+    drain adds."""
     dataflow = dataflow_name(dataflow)
     A = np.asarray(A, dtype=np.int64)
     B = np.asarray(B, dtype=np.int64)
     M, K = A.shape
     N = B.shape[1]
     events = 0
+    init = np.zeros((M, N), np.int64) if init is None else np.asarray(init, np.int64)
     if dataflow == "output_stationary":
         acc = np.zeros((M, N), np.int64)
         for k in range(K):
             acc, n = accumulate(acc + np.outer(A[:, k], B[k, :]), bits, overflow)
             events += n
-        return acc, events
-    buf = np.zeros((M, N), np.int64)
+        acc, n = accumulate(acc + init, bits, overflow)
+        return acc, events + n
+    buf = init.copy()
     for k0 in range(0, K, rows):
         psum = np.zeros((M, N), np.int64)
         for k in range(k0, min(k0 + rows, K)):
