@@ -201,3 +201,16 @@ def test_area_proxy_scales_with_widths_capacity_and_units():
     assert lut > 0
     # node scaling: 45 -> 16 nm shrinks everything by the tabulated area factor
     assert area_mm2(hw(tech_nm=16)) == pytest.approx(area_mm2(hw()) * 0.19, rel=0.02)
+
+
+def test_technology_scaling_above_the_largest_node_and_its_provenance():
+    # above 130 nm: the 130 nm factor times sqrt(node ratio), as below 7 nm
+    assert tech_energy_factor(45, 180) == pytest.approx(3.068 * math.sqrt(180 / 130))
+    assert tech_energy_factor(45, 260) == pytest.approx(3.068 * math.sqrt(2))
+    # exactly on tabulated nodes: the tabulated factors
+    assert tech_energy_factor(45, 130) == pytest.approx(3.068) and tech_energy_factor(45, 20) == pytest.approx(0.221)
+    # the provenance says when a node factor was applied, and only then
+    c45, c32 = energy_costs(hw()), energy_costs(hw(tech_nm=32))
+    assert "45 -> 32 nm" in c32.source["mac_pj"] and "nm" not in c45.source["mac_pj"].split("bits")[-1]
+    assert "45 -> 32 nm" in c32.source["ifmap_sram_pj_per_bit"] and "->" not in c45.source["ifmap_sram_pj_per_bit"]
+    assert "40 -> 45 nm" in c45.source["reg_pj_per_bit"]
