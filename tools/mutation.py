@@ -10,7 +10,8 @@ minimum maximum, ceil floor, += -=), a term dropped (``a + b`` -> ``a`` or ``b``
 ``a``), a sign dropped (``-x`` -> ``x``, ``not x`` -> ``x``), numeric constants changed
 (n -> n + 1, and n -> 1 for other integers, e.g. 8 -> 1). Nothing inside f-strings, ``raise``
 statements (messages), docstrings or annotations is mutated. In ``quant/quantizers.py`` lines
-that round (``rint``) are left out: the rounding rule is pinned by its own tests.
+that round (``rint``, ``round_half_away``) are left out: the rounding rule is pinned by its own
+tests. ``NAMED`` holds the one-line changes issue 15 found unnoticed; they run with every run.
 
 Per module, the mutants are sampled with a fixed seed (``--cap`` per module, ``--seed``), so a
 run is reproducible and fits a time budget; each runs only the test files mapped to its module
@@ -54,12 +55,28 @@ TESTS: dict[str, list[str]] = {
     "accelsim/cost/actions.py": ["tests/test_hand_counts.py", "tests/test_overheads.py", "tests/test_cost_result.py"],
     "accelsim/cost/overheads.py": ["tests/test_hand_counts.py", "tests/test_overheads.py",
                                    "tests/test_cost_result.py"],
-    "accelsim/quant/quantizers.py": ["tests/test_quantizers.py", "tests/test_recipes.py"],
+    "accelsim/quant/quantizers.py": ["tests/test_quantizer_ranges.py", "tests/test_quantizers.py",
+                                     "tests/test_recipes.py"],
     "accelsim/quant/equalize.py": ["tests/test_equalize_pair.py", "tests/test_transforms.py",
                                    "tests/test_aimet_reference.py"],
 }
 #: (module, substring): lines of the module containing it are not mutated
-SKIP_LINES = [("accelsim/quant/quantizers.py", "rint")]
+SKIP_LINES = [("accelsim/quant/quantizers.py", "rint"), ("accelsim/quant/quantizers.py", "round_half_away")]
+#: The one-line changes of issue 15 that the suite once missed: always run (--named), by text.
+NAMED = [
+    ("accelsim/cost/energy.py", '"ifmap_sram": [("ifmap_sram_bytes", "ifmap_sram_pj_per_bit", 8.0)]',
+     '"ifmap_sram": [("ifmap_sram_bytes", "ifmap_sram_pj_per_bit", 64.0)]', "ifmap SRAM energy multiplier x8"),
+    ("accelsim/cost/energy.py", 'out["ofmap_sram_pj_per_bit"] = p.sram_bit(ofmap_kib)',
+     'out["ofmap_sram_pj_per_bit"] = p.sram_bit(ifmap_kib)', "ofmap SRAM priced at the ifmap size"),
+    ("accelsim/cost/energy.py", 'out["zp_mult_pj"] = p.mult(wb, acc)', 'out["zp_mult_pj"] = p.mult(ab, acc)',
+     "zero-point multiply at the activation width"),
+    ("accelsim/sim/memory.py", "return wb + 2 * ab + 2 * acc", "return (wb + 2 * ab + 2 * acc) // 2",
+     "ws PE register bits per MAC halved"),
+    ("accelsim/sim/memory.py", 's_r["ofmap"] += n_sets * out_bytes', 's_r["ofmap"] += 2 * n_sets * out_bytes',
+     "ofmap SRAM reads doubled"),
+    ("accelsim/quant/equalize.py", "s = np.sqrt(_safe_ratio(_out_range(a), _in_range(b)))",
+     "s = _safe_ratio(_out_range(a), _in_range(b)) ** 0.4", "pair scale (r_A/r_B)^0.4 instead of ^0.5"),
+]
 
 BINOP_SWAP = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,
               ast.FloorDiv: ast.Div, ast.Mod: ast.FloorDiv, ast.Pow: ast.Mult,
@@ -268,14 +285,27 @@ class Sandbox:
 
 
 def run(modules: list[str], ref: str, cap: int, seed: int, jobs: int, timeout: float, in_place: bool,
-        log=print) -> list[Mutant]:
+        log=print, named: bool | str = True) -> list[Mutant]:
     boxes = [Sandbox(ref, in_place) for _ in range(1 if in_place else jobs)]
     try:
         for b in boxes:
             b.restore_leftovers()
         root = boxes[0].root
         plan: list[tuple[Mutant, bytes, bytes]] = []
-        for module in modules:
+        if named:
+            for module, old, new, what in NAMED:
+                if module not in modules:
+                    continue
+                src = (root / module).read_bytes()
+                if src.count(old.encode()) != 1:
+                    log(f"named mutant '{what}': its line is not in {module} at this ref; left out")
+                    continue
+                line = src[:src.index(old.encode())].count(b"\n") + 1
+                m = Mutant(module, line, f"issue 15: {what}", old, new, (line, 0, line, 0))
+                plan.append((m, src, src.replace(old.encode(), new.encode())))
+            if named == "only":
+                modules = list(dict.fromkeys(m.module for m, _, _ in plan))
+        for module in (modules if named != "only" else []):
             src, mutants = generate(module, root)
             random.Random(f"{seed}:{module}").shuffle(mutants)
             for m in mutants[:cap]:
@@ -313,7 +343,14 @@ def _short(text: str) -> str:
 
 
 def summary(results: list[Mutant]) -> str:
+    """Scores of the sampled mutants per module (the named ones on a line of their own)."""
     lines = ["| module | mutants | killed | survived | score |", "|---|---:|---:|---:|---:|"]
+    named = [m for m in results if m.kind.startswith("issue 15")]
+    results = [m for m in results if not m.kind.startswith("issue 15")]
+    for m in named:
+        lines.append(f"| issue 15: {m.kind[10:]} | 1 | {int(m.status != 'survived')} | {int(m.status == 'survived')} | |")
+    if not results:
+        return "\n".join(lines)
     mods = list(dict.fromkeys(m.module for m in results))
     for mod in mods + ["all"]:
         rs = [m for m in results if mod in ("all", m.module)]
@@ -333,6 +370,8 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=90.0, help="seconds per mutant (default 90)")
     ap.add_argument("--in-place", action="store_true", help="mutate the working tree (see the docstring)")
     ap.add_argument("--list", action="store_true", help="print the sampled mutants and exit")
+    ap.add_argument("--named", choices=("with", "without", "only"), default="with",
+                    help="the issue-15 mutants (NAMED): with the sampled ones (default), without, or only them")
     ap.add_argument("--json", type=Path, help="write every mutant and its outcome here")
     a = ap.parse_args(argv)
     modules = a.modules or list(TESTS)
@@ -348,7 +387,9 @@ def main(argv=None) -> int:
                 print(f"{m.line:4d} {m.kind}: {m.before} -> {_short(m.after)}")
         return 0
     t0 = time.monotonic()
-    results = run(modules, a.ref, a.cap, a.seed, a.jobs, a.timeout, a.in_place, log=lambda s: print(s, flush=True))
+    named = {"with": True, "without": False, "only": "only"}[a.named]
+    results = run(modules, a.ref, a.cap, a.seed, a.jobs, a.timeout, a.in_place, log=lambda s: print(s, flush=True),
+                  named=named)
     print(summary(results))
     print(f"wall time {time.monotonic() - t0:.0f} s")
     if a.json:
