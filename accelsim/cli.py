@@ -191,20 +191,27 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 _ARGS["simulate"] = _simulate_args
 
 
-def _apply_sets(hw, sets: list[str]):
-    """Apply ``--set PATH=VALUE`` changes through HwConfig.replace (validated like YAML)."""
+def _parse_sets(sets: list[str]) -> dict:
+    """``--set PATH=VALUE`` items as {path: value}, VALUE read as YAML."""
     import yaml
 
+    out = {}
     for item in sets:
         path, sep, text = item.partition("=")
         if not sep or not path:
             raise AccelsimError(f"--set {item!r}: expected PATH=VALUE, e.g. precision.weight_bits=4")
         try:
-            value = yaml.safe_load(text)
+            out[path.strip()] = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise AccelsimError(f"--set {item!r}: VALUE is not valid YAML: {problem}") from None
-        hw = hw.replace(path.strip(), value)
+    return out
+
+
+def _apply_sets(hw, sets: list[str]):
+    """Apply ``--set PATH=VALUE`` changes through HwConfig.replace (validated like YAML)."""
+    for path, value in _parse_sets(sets).items():
+        hw = hw.replace(path, value)
     return hw
 
 
@@ -311,6 +318,78 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 _ARGS["quantize"] = _quantize_args
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    from .quant.recipe import METHODS
+
+    p.add_argument("--model", default=None, metavar="NAME|FILE",
+                   help="trained model: a bundled name, an ONNX file, or a quantized model saved by "
+                        "`accelsim quantize --out` (default: tiny_mobilenet_v2)")
+    _hw_arg(p, default="edge-npu-16x16")
+    p.add_argument("--recipe", default=None, metavar="NAME|FILE.yaml",
+                   help=f"recipe: {', '.join(m for m in METHODS if m != 'fp32')}, or a recipe YAML (default: dfq)")
+    p.add_argument("--data", default="mnist5k", metavar="NAME|FILE.npz",
+                   help="labelled data: mnist5k, digits, or an .npz with x and y (default: mnist5k)")
+    p.add_argument("--split", choices=("test", "train"), default="test", help="dataset split (default: test)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N images")
+    p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                   help="change one hardware field, e.g. --set precision.accumulator_bits=16 (repeatable)")
+    p.add_argument("--path", choices=("auto", "array"), default="auto",
+                   help="integer execution: auto (exact BLAS where no overflow is provable, the numba array "
+                        "elsewhere) or array (every layer through the cycle-stepped kernels; slow)")
+    p.add_argument("--out", default="accelsim-run.md", metavar="FILE.md",
+                   help="report to write: FILE.md and FILE.json beside it (default: accelsim-run.md)")
+    p.add_argument("--no-report", action="store_true", help="print only; write no report files")
+    _format_arg(p)
+
+
+@command("run", "quantize a trained model, execute it in integers on the PE grid, report accuracy beside cost")
+def cmd_run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .explore.point import run_point
+    from .report import run_report
+    from .report.output import check_writable, write_atomic
+
+    md_path = json_path = None
+    if not args.no_report:
+        out = Path(args.out)
+        md_path = out if out.suffix.lower() == ".md" else out.with_name(out.name + ".md")
+        if out.suffix.lower() == ".json":
+            md_path = out.with_suffix(".md")
+        json_path = md_path.with_suffix(".json")
+        check_writable(md_path, suffixes=(".md",))
+        check_writable(json_path, suffixes=(".json",))
+    if args.limit is not None and args.limit < 1:
+        raise AccelsimError(f"--limit: expected a positive integer; found {args.limit}")
+    overrides = _parse_sets(args.set)
+    result = run_point(args.model, args.hw, args.recipe, args.data, overrides, split=args.split, limit=args.limit,
+                       path=args.path, progress=True)
+    command = "accelsim " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("accelsim") else None
+    doc = run_report.as_json(result, command)
+    if md_path is not None:
+        text = run_report.markdown(result, command)
+        write_atomic(md_path, lambda tmp: Path(tmp).write_text(text))
+        write_atomic(json_path, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1, default=str) + "\n"))
+    if args.format == "json":
+        print(json.dumps(doc, indent=1, default=str))
+    elif args.format == "csv":
+        import pandas as pd
+
+        print(pd.DataFrame([result.summary]).to_csv(index=False), end="")
+    else:
+        print(run_report.console(result), end="")
+        if md_path is not None:
+            print(f"\nwrote {md_path} and {json_path}")
+    return 0
+
+
+_ARGS["run"] = _run_args
 
 
 # ----------------------------------------------------------------------------- entry point

@@ -336,7 +336,7 @@ def execute(qgraph, hw=None, x=None, *, path: str = "auto", batch_size: int | No
     from tqdm import tqdm
 
     bar = tqdm(total=n, unit="img", desc=f"integer execution ({prog.name})", delay=1.0, file=sys.stderr,
-               disable=not progress, leave=False)
+               disable=None if progress else True, leave=False)  # None: only on a terminal
 
     def run(part):
         out = _run_chunk(prog, part, hw, path)
