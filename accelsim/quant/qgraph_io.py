@@ -39,9 +39,13 @@ Inside the npz (``np.savez_compressed``; never pickled, loaded with ``allow_pick
     the rest of each integer layer.
 ``act/<site>/scale``, ``act/<site>/zero_point``
     every activation site's quantizer.
-``info/equalization/scale/<i>``, ``info/<entry>/<layer>``, ``info/<entry>``
-    the array parts of ``QGraph.info`` (cross-layer scales, absorbed amounts, bias
-    corrections).
+``cle/<A>-><B>``
+    the cumulative cross-layer equalization scale of each equalized pair.
+``info/<entry>/<layer>``, ``info/<entry>``
+    the other array parts of ``QGraph.info`` (absorbed amounts, bias corrections).
+
+The ``layer/``, ``act/`` and ``cle/`` arrays are those of `QGraph.arrays()` (what format 1
+held), in the same dtypes.
 
 A file written by another accelsim version or format is refused (an `AccelsimError` naming
 the file and both versions): quantization may have changed between versions, and a file's
@@ -229,8 +233,8 @@ def _encode(qg: QGraph) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     for key, value in qg.info.items():
         if key == "equalization" and isinstance(value, EqualizationInfo):
             pairs = []
-            for i, ((a, b), s) in enumerate(value.scales.items()):
-                put(f"info/equalization/scale/{i}", s)
+            for (a, b), s in value.scales.items():
+                put(f"cle/{a}->{b}", s)
                 pairs.append([a, b])
             eq_meta = {"iterations": int(value.iterations), "converged": bool(value.converged),
                        "sets": [[[l.a, l.b, list(l.between)] for l in links] for links in value.sets],
@@ -508,7 +512,7 @@ def _build(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> QGraph:
     eq = meta.get("equalization")
     if eq is not None:
         sets = [tuple(Link(str(x), str(y), tuple(between)) for x, y, between in links) for links in eq["sets"]]
-        scales = {(str(x), str(y)): a.get(f"info/equalization/scale/{i}") for i, (x, y) in enumerate(eq["scales"])}
+        scales = {(str(x), str(y)): a.get(f"cle/{x}->{y}") for x, y in eq["scales"]}
         info["equalization"] = EqualizationInfo(sets, [tuple(s) for s in eq["skipped"]], int(eq["iterations"]),
                                                 bool(eq["converged"]), scales)
     order = list(meta.get("info_order") or [])
