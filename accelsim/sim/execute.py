@@ -31,6 +31,7 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from ..errors import AccelsimError
 from ..graph.run import _blas_single_thread, _out_hw, _pad, _pool_geometry, _tap, _windows, maxpool_forward, run_node
@@ -125,6 +126,30 @@ def _im2col(x: np.ndarray, step: GemmStep) -> tuple[np.ndarray, tuple[int, ...]]
     return cols, (n, ho, wo)
 
 
+@njit(cache=True, nogil=True)
+def _requantize_exact(exact, bias, mult, shift, z, lo, hi, out):
+    """Fast-path output stage in one pass: acc = exact + bias (no overflow: proven), then
+    y = clamp(z + round(acc * mult / 2^shift)), ties away from zero. Returns max |acc|."""
+    G, og, M = exact.shape
+    largest = 0
+    for g in range(G):
+        for o in range(og):
+            b = bias[g, o]
+            m = mult[g, o]
+            s = shift[g, o]
+            half = (np.int64(1) << (s - 1)) if s > 0 else np.int64(0)
+            row = g * og + o
+            for i in range(M):
+                acc = np.int64(exact[g, o, i]) + b
+                if abs(acc) > largest:
+                    largest = abs(acc)
+                p = acc * m
+                r = (abs(p) + half) >> s if s <= 62 else np.int64(0)
+                v = z + (r if p >= 0 else -r)
+                out[row, i] = min(max(v, lo), hi)
+    return largest
+
+
 def _gemm(step: GemmStep, x: np.ndarray, hw, path: str, stats: _LayerStats) -> np.ndarray:
     p = hw.precision
     bits, overflow = p.accumulator_bits, p.accumulator_overflow
@@ -136,12 +161,11 @@ def _gemm(step: GemmStep, x: np.ndarray, hw, path: str, stats: _LayerStats) -> n
     M = cols.shape[2]
     w = step.weight_codes.reshape(G, og, K)
     wf = w.astype(np.float64)
-    exact = np.matmul(wf, cols).astype(np.int64)  # exact: integer operands, |sums| < 2^53
+    products = np.matmul(wf, cols)  # exact: integer operands, |sums| < 2^53
     # the bias is loaded into each output's accumulator at accumulator width
     bias, bias_ovf = accumulate(step.accumulator_bias, bits, overflow)
     events = bias_ovf * M
     bias = bias.reshape(G, og, 1)
-    exact += bias
     extra_column = step.zero_point_unit == "extra_column"
 
     x_max = max(abs(int(step.in_grid.qmin)), abs(int(step.in_grid.qmax)))
@@ -149,6 +173,20 @@ def _gemm(step: GemmStep, x: np.ndarray, hw, path: str, stats: _LayerStats) -> n
     static_ok = np.abs(bias[..., 0]) + w_abs * x_max <= hi
     if extra_column:
         static_ok &= K * x_max <= hi
+    if not step.asymmetric_weights and (path == "fast" or (path == "auto" and static_ok.all())):
+        if not static_ok.all():
+            raise AccelsimError(f"layer '{step.name}': the fast path cannot prove that a {bits}-bit accumulator "
+                                "never overflows; use path='auto' or 'array'")
+        codes = np.empty((O, M), np.int32)
+        largest = _requantize_exact(products, bias[..., 0], step.multiplier.reshape(G, og),
+                                    step.shift.reshape(G, og), int(step.out_grid.zero_point),
+                                    step.clamp_lo, step.clamp_hi, codes)
+        stats.outputs += O * M
+        stats.fast_rows += M
+        stats.overflow_events += int(events)
+        stats.acc_max_abs = max(stats.acc_max_abs, int(largest))
+        return _layout(step, codes, lead)
+    exact = products.astype(np.int64) + bias
     if path == "array":
         unsafe = np.ones(M, bool)
     elif path == "fast" or static_ok.all():
@@ -198,10 +236,15 @@ def _gemm(step: GemmStep, x: np.ndarray, hw, path: str, stats: _LayerStats) -> n
     stats.fast_rows += M - int(idx.size)
     stats.overflow_events += int(events)
     stats.acc_max_abs = max(stats.acc_max_abs, magnitude)
+    return _layout(step, codes, lead)
+
+
+def _layout(step: GemmStep, codes: np.ndarray, lead: tuple[int, ...]) -> np.ndarray:
+    """(O, M) output codes back to the tensor layout: (N, O, Ho, Wo) or (..., O)."""
     if step.op == "linear":
-        return codes.T.reshape(*lead, O)
+        return codes.T.reshape(*lead, codes.shape[0])
     n, ho, wo = lead
-    return codes.reshape(O, n, ho, wo).transpose(1, 0, 2, 3)
+    return codes.reshape(codes.shape[0], n, ho, wo).transpose(1, 0, 2, 3)
 
 
 def _rescale(step: RescaleStep, xs: list[np.ndarray]) -> np.ndarray:
