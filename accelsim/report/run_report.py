@@ -6,6 +6,8 @@ from typing import Any
 
 import pandas as pd
 
+from .output import markdown_table
+
 ENERGY_ORDER = ("mac", "acc_add", "pe_reg", "ifmap_sram", "filter_sram", "ofmap_sram", "acc_sram", "dram",
                 "requant", "zero_point", "power")
 
@@ -91,20 +93,11 @@ def markdown(result, command: str | None = None) -> str:
         md += [f"| {label} | {value} |" for label, value in items]
         md.append("")
     layers = result.cost_layers[LAYER_COLUMNS].merge(result.exec_layers[EXEC_COLUMNS], on="layer", how="left")
-    md += ["## per layer", "", layers.to_markdown(index=False, floatfmt=".4g") if _has_tabulate()
-           else "```\n" + layers.to_string(index=False) + "\n```", ""]
+    md += ["## per layer", "", markdown_table(layers), ""]
     if result.warnings:
         md += ["## warnings", ""] + [f"- {w}" for w in result.warnings] + [""]
     md += ["## provenance", "", "```json", json.dumps(result.provenance, indent=1, default=str), "```", ""]
     return "\n".join(md)
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def as_json(result, command: str | None = None) -> dict[str, Any]:
