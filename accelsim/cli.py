@@ -142,7 +142,8 @@ _ARGS["evaluate"] = _evaluate_args
 
 
 def _simulate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("workload", help="zoo name (e.g. resnet50), graph YAML, ONNX file or SCALE-Sim CSV")
+    p.add_argument("workload", help="zoo name (e.g. resnet50), graph YAML, ONNX file, SCALE-Sim CSV, or a quantized "
+                                    "model saved by `accelsim quantize --out` (priced in its own numeric format)")
     _hw_arg(p, default="edge-npu-16x16")
     p.add_argument("--timing", choices=("native", "scalesim"), default="native",
                    help="native: the configured microarchitecture; scalesim: SCALE-Sim 3.0's cycle counts "
@@ -168,16 +169,18 @@ SIMULATE_TOTALS = ("layers", "total_cycles", "compute_cycles", "overhead_cycles"
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .config import load_hw
     from .cost.model import simulate
-    from .graph.zoo import load_model
+    from .quant.qgraph_io import load_model_or_qgraph
     from .report.output import check_writable, write_dataframe
 
     if args.out:
         check_writable(args.out)  # before the run, not after it
-    graph = load_model(args.workload)
+    graph = load_model_or_qgraph(args.workload)  # a quantized model is priced in its own numeric format
     hw = _apply_sets(load_hw(args.hw), args.set)
     result = simulate(graph, hw, timing=args.timing, batch=args.batch)
     s = result.summary
     totals = {k: s[k] for k in SIMULATE_TOTALS}
+    if "numeric_format" in s:
+        totals["numeric_format"] = s["numeric_format"]
     pe = hw.pe_array
     title = (f"{graph.name} (batch {args.batch}) on {hw.name}: {pe.rows}x{pe.cols} {pe.dataflow}, "
              f"{pe.weight_preload} preload, {args.timing} timing, {hw.clock_mhz:g} MHz")

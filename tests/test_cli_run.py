@@ -72,3 +72,23 @@ def test_a_recipe_the_hardware_cannot_run(tmp_path):
     recipe.write_text("method: naive\nweight_scheme: asymmetric\n")
     status, _, err = run_cli("run", "--model", "tiny_vgg", "--recipe", str(recipe), "--no-report")
     assert status == 2 and "weight_scheme: expected symmetric" in err
+
+
+def test_a_saved_quantized_model_runs_and_is_priced_in_its_own_format(tmp_path):
+    q = tmp_path / "q4.npz"
+    assert run_cli("quantize", "tiny_vgg", "--weight-bits", "4", "--out", str(q))[0] == 0
+    status, text, err = run_cli("simulate", str(q), "--format", "json")
+    assert status == 0, err
+    priced = json.loads(text)
+    assert {row["weight_bits"] for row in priced["layers"]} == {4}
+    status8, text8, _ = run_cli("simulate", "tiny_vgg", "--format", "json")
+    plain = json.loads(text8)
+    assert {row["weight_bits"] for row in plain["layers"]} == {8}
+    assert sum(r["dram_filter_bytes"] for r in priced["layers"]) == pytest.approx(
+        sum(r["dram_filter_bytes"] for r in plain["layers"]) / 2, rel=0.01)
+    status, text, err = run_cli("run", "--model", str(q), "--limit", "50", "--no-report", "--format", "json")
+    assert status == 0, err
+    doc = json.loads(text)
+    assert doc["summary"]["recipe"] == "dfq W4A8" and doc["provenance"]["model"]["quantized_file"]
+    status, _, err = run_cli("run", "--model", str(q), "--recipe", "naive", "--no-report")
+    assert status == 2 and "already quantized" in err

@@ -61,9 +61,9 @@ def _resolve(graph, hw):
     if not isinstance(hw, HwConfig):
         hw = load_hw(hw or "edge-npu-16x16")
     if isinstance(graph, (str, os.PathLike)):
-        from accelsim.graph.zoo import load_model
+        from accelsim.quant.qgraph_io import load_model_or_qgraph
 
-        graph = load_model(graph)
+        graph = load_model_or_qgraph(graph)
     if isinstance(graph, QGraph):
         if not graph.recipe.quantized:
             return graph.graph, hw, hw, graph

@@ -51,21 +51,15 @@ def _load_model(model):
 
     if isinstance(model, (Graph, QGraph)):
         return model, {"name": model.name, "source": getattr(model, "source", None)}
-    path = Path(str(model))
-    try:
-        from ..quant.qgraph_io import is_qgraph_file, load_qgraph
-    except ImportError:  # pragma: no cover - the saved-model reader is part of the package
-        is_qgraph_file = None
-    if is_qgraph_file is not None and path.suffix.lower() == ".npz":
-        if not path.is_file():
-            raise AccelsimError(f"{path}: no such file")
-        if not is_qgraph_file(path):
-            raise AccelsimError(f"{path}: not a quantized model saved by accelsim (accelsim quantize --out)")
-        qg = load_qgraph(path)
-        return qg, {"name": qg.name, "file": str(path), "sha256": _sha256(path), "quantized_file": True}
-    from ..graph.zoo import find_workload_file, load_model
+    from ..quant.qgraph_io import load_model_or_qgraph
 
-    g = load_model(model)
+    loaded = load_model_or_qgraph(model)
+    if isinstance(loaded, QGraph):
+        path = Path(str(model))
+        return loaded, {"name": loaded.name, "file": str(path), "sha256": _sha256(path), "quantized_file": True}
+    from ..graph.zoo import find_workload_file
+
+    g = loaded
     prov: dict[str, Any] = {"name": g.name}
     try:
         f = find_workload_file(model)

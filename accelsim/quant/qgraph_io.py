@@ -550,3 +550,19 @@ def load_qgraph(path: str | os.PathLike) -> QGraph:
 
 
 __all__ = ["FORMAT", "is_qgraph_file", "load_qgraph", "save_qgraph"]
+
+
+def load_model_or_qgraph(name_or_path):
+    """A quantized model saved by accelsim (an .npz) as a QGraph; anything else `load_model`
+    takes (zoo name, graph YAML, ONNX, SCALE-Sim CSV) as a Graph."""
+    from ..errors import AccelsimError
+    from ..graph.zoo import load_model
+
+    path = Path(str(name_or_path))
+    if path.suffix.lower() == ".npz":
+        if not path.is_file():
+            raise AccelsimError(f"{path}: no such file")
+        if not is_qgraph_file(path):
+            raise AccelsimError(f"{path}: not a quantized model saved by accelsim (accelsim quantize --out)")
+        return load_qgraph(path)
+    return load_model(name_or_path)
