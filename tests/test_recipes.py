@@ -442,3 +442,45 @@ def test_dfq_recovers_w4_per_tensor_accuracy_on_tiny_mobilenet_v2(hw):
     dfq = accelsim.evaluate(quantize(g, {"method": "dfq", **recipe}, hw=hw), ds)
     assert naive < fp32 - 0.03
     assert dfq > naive + 0.03 and dfq > fp32 - 0.015
+
+
+def test_data_free_input_range_comes_from_the_dataset_preprocessing():
+    """mnist5k maps pixels [0, 1] to (p - 0.1311) / 0.3083: [-0.4252, 2.8184], not N(0,1)'s [-6, 6]."""
+    import accelsim
+    from accelsim.data import known_input_range
+
+    lo, hi = known_input_range("mnist5k")
+    assert lo == pytest.approx(-0.1311 / 0.3083) and hi == pytest.approx(0.8689 / 0.3083)
+    g = accelsim.load_model("tiny_vgg")
+    qg = accelsim.quantize(g, "dfq")  # a bundled model: its manifest names its training data
+    q = qg.activations["input"]
+    assert qg.info["input_range_source"].startswith("dataset mnist5k")
+    # the asymmetric grid covers the range with 0 exact: within one step of each end
+    step = float(q.scale)
+    assert abs(float(q.range_lo) - lo) <= step and abs(float(q.range_hi) - hi) <= step
+    assert step == pytest.approx((hi - lo) / 255, rel=0.01)
+    # an explicit dataset wins over the manifest, and the recipe over both
+    qd = accelsim.quantize(g, "dfq", data="digits")
+    assert qd.info["input_range_source"].startswith("dataset digits")
+    assert float(qd.activations["input"].range_hi) == pytest.approx(known_input_range("digits")[1], abs=0.02)
+    qr = accelsim.quantize(g, {"method": "dfq", "input_range": [-1.0, 1.0]}, data="digits")
+    assert qr.info["input_range_source"] == "recipe input_range"
+    # a graph nobody knows keeps the documented N(0, 1) assumption
+    anon = g.copy()
+    anon.name = "someone_elses_model"
+    qa = accelsim.quantize(anon, "dfq")
+    assert qa.info["input_range_source"].startswith("N(0, 1)")
+    assert float(qa.activations["input"].range_hi) == pytest.approx(6.0, rel=0.01)
+
+
+def test_average_pool_after_relu_keeps_its_lower_bound():
+    import accelsim
+    from accelsim.quant import fold_batchnorm, propagate_stats
+
+    g = accelsim.load_model("tiny_resnet")
+    stats = propagate_stats(fold_batchnorm(g))
+    pool = next(n.name for n in g.nodes if n.op == "globalavgpool")
+    assert g[g[pool].inputs[0]].op == "relu"
+    assert stats[pool].lo == 0.0 and stats[pool].range(6.0)[0].min() >= 0.0
+    qg = accelsim.quantize(g, "dfq")
+    assert float(qg.activations[pool].range_lo) == 0.0 and int(qg.activations[pool].zero_point) == 0
