@@ -34,6 +34,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -386,6 +387,8 @@ def main(argv=None) -> int:
             for m in mutants[:a.cap]:
                 print(f"{m.line:4d} {m.kind}: {m.before} -> {_short(m.after)}")
         return 0
+    # a kill runs the finally clauses: files restored, sandboxes removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     t0 = time.monotonic()
     named = {"with": True, "without": False, "only": "only"}[a.named]
     results = run(modules, a.ref, a.cap, a.seed, a.jobs, a.timeout, a.in_place, log=lambda s: print(s, flush=True),
