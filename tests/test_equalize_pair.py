@@ -116,3 +116,33 @@ def test_a_dead_channel_in_b_keeps_scale_one():
     e, info = equalize(g, return_info=True)
     np.testing.assert_allclose(info.scale("a", "b"), [0.5, 2.0, 1.0, 3.0], rtol=1e-7)
     np.testing.assert_array_equal(e["a"].weight[2], g["a"].weight[2])
+
+
+def test_a_triplet_with_dead_channels_keeps_their_scales_one():
+    # conv A -> relu -> depthwise D -> relu -> conv C (DFQ's triplet rule, equalize's docstring):
+    # cube = (r0 r1 r2)^(1/3), s1 = r0 / cube, s2 = cube / r2; a channel dead in A (r0 = 0,
+    # channel 2) or in C (r2 = 0, channel 3) keeps s1 = s2 = 1
+    r0, r1, r2 = [8.0, 1.0, 0.0, 2.0], [1.0, 8.0, 5.0, 4.0], [1.0, 1.0, 3.0, 0.0]
+    rng = np.random.default_rng(3)
+    b = GraphBuilder("triplet")
+    b.input((3, 6, 6))
+    wa = _weights(rng, (4, 3, 3, 3), [max(r, 1.0) for r in r0], axis=0)
+    wa[2] = 0.0
+    b.add("conv2d", "a", out_channels=4, kernel=3, padding=1, params={"weight": wa, "bias": np.ones(4, np.float32)})
+    b.add("relu", "r1")
+    b.add("conv2d", "d", out_channels=4, kernel=3, padding=1, groups=4,
+          params={"weight": _weights(rng, (4, 1, 3, 3), r1, axis=0), "bias": np.zeros(4, np.float32)})
+    b.add("relu", "r2")
+    wc = _weights(rng, (5, 4, 1, 1), [max(r, 1.0) for r in r2], axis=1)
+    wc[:, 3] = 0.0
+    b.add("conv2d", "c", out_channels=5, kernel=1, params={"weight": wc, "bias": np.zeros(5, np.float32)})
+    g = b.build()
+    np.testing.assert_allclose(_out_ranges(g["a"].weight), r0, rtol=1e-7)
+    np.testing.assert_allclose(_in_ranges(g["c"].weight), r2, rtol=1e-7)
+    e, info = equalize(g, return_info=True)
+    assert [tuple((link.a, link.b) for link in s) for s in info.sets] == [(("a", "d"), ("d", "c"))]
+    # live channels 0 and 1: cube = 8^(1/3) = 2 for both
+    np.testing.assert_allclose(info.scale("a", "d"), [4.0, 0.5, 1.0, 1.0], rtol=1e-7)
+    np.testing.assert_allclose(info.scale("d", "c"), [2.0, 2.0, 1.0, 1.0], rtol=1e-7)
+    assert info.converged and info.iterations == 2
+    assert np.all(np.isfinite(e["a"].weight)) and np.all(np.isfinite(e["d"].weight))
