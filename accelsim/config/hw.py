@@ -93,6 +93,16 @@ class QuantSupport:
     zero_point_unit: str = _spec("enum", "extra_column", choices=("extra_column", "adder_tree"))
     # power units accept one evaluation per cycle (pipelined) or one per latency (iterative)
     power_unit_throughput: str = _spec("enum", "pipelined", choices=("pipelined", "iterative"))
+    # PowerQuant's products: how each w*x gets its 1/a power before it is accumulated
+    # (product_lut: a table at each PE indexed by |q_w| q_x; decode_lut: tables at the array
+    # edges turn each code into a fixed-point |q|^(1/a) and a wider multiplier forms the
+    # product; sum_power: the ablation that raises only the accumulated sum to 1/a)
+    power_products: str = _spec("enum", "product_lut", choices=("product_lut", "decode_lut", "sum_power"))
+    # fixed-point fraction bits: product-LUT outputs, decode-LUT outputs (weights and
+    # activations each), and the input of the per-output x^a unit
+    power_product_frac_bits: int = _spec("int", 16, lo=1, hi=30)
+    power_decode_frac_bits: int = _spec("int", 10, lo=1, hi=24)
+    power_output_bits: int = _spec("int", 20, lo=4, hi=30)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -56,10 +56,33 @@ class QuantParams:
     qmin: int
     qmax: int
     axis: int | None = None
+    #: PowerQuant (Yvinec et al. 2023, eq. 2): the uniform grid lives in the power domain,
+    #: T(x) = sign(x + offset) |x + offset|^power; None: an ordinary uniform quantizer
+    power: float | None = None
+    #: added before the power so that signed activations are non-negative (eq. 5); 0 for weights
+    offset: float = 0.0
 
     @property
     def per_channel(self) -> bool:
         return self.axis is not None
+
+    @property
+    def is_power(self) -> bool:
+        return self.power is not None
+
+    def to_power_domain(self, x: np.ndarray) -> np.ndarray:
+        """T(x) = sign(x + c) |x + c|^a (the identity for a uniform quantizer)."""
+        if self.power is None:
+            return x
+        v = x + x.dtype.type(self.offset) if self.offset else x
+        return np.copysign(np.power(np.abs(v), v.dtype.type(self.power)), v)
+
+    def from_power_domain(self, t: np.ndarray) -> np.ndarray:
+        """T^-1(t) = sign(t) |t|^(1/a) - c."""
+        if self.power is None:
+            return t
+        v = np.copysign(np.power(np.abs(t), t.dtype.type(1.0 / self.power)), t)
+        return v - v.dtype.type(self.offset) if self.offset else v
 
     @property
     def signed(self) -> bool:
@@ -75,6 +98,8 @@ class QuantParams:
     def quantize(self, x: np.ndarray) -> np.ndarray:
         """Float tensor -> integers on the grid (int32)."""
         x = np.asarray(x)
+        if self.power is not None:
+            x = self.to_power_domain(np.asarray(x, np.float64))
         s = self._shaped(self.scale, x.ndim)
         z = self._shaped(self.zero_point, x.ndim)
         q = round_half_away(x / s) + z
@@ -84,12 +109,16 @@ class QuantParams:
         q = np.asarray(q)
         s = self._shaped(self.scale, q.ndim)
         z = self._shaped(self.zero_point, q.ndim)
+        if self.power is not None:
+            return self.from_power_domain((q - z) * s).astype(dtype)
         return ((q - z) * s).astype(dtype)
 
     def fake_quant(self, x: np.ndarray) -> np.ndarray:
         """quantize then dequantize, in x's float dtype (fast path: no int arrays)."""
         x = np.asarray(x)
         dtype = x.dtype if x.dtype.kind == "f" else np.float32
+        if self.power is not None:  # through the power domain, in float64 (the powers are steep near 0)
+            return self.dequantize(self.quantize(x), np.float64).astype(dtype)
         s = self._shaped(self.scale.astype(dtype), x.ndim)
         z = self._shaped(self.zero_point.astype(dtype), x.ndim)
         q = x / s
@@ -102,14 +131,14 @@ class QuantParams:
     @property
     def range_lo(self) -> np.ndarray:
         """Smallest representable value (per channel)."""
-        return self.scale * (self.qmin - self.zero_point)
+        return self.from_power_domain(self.scale * (self.qmin - self.zero_point))
 
     @property
     def range_hi(self) -> np.ndarray:
-        return self.scale * (self.qmax - self.zero_point)
+        return self.from_power_domain(self.scale * (self.qmax - self.zero_point))
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "bits": self.bits,
             "scheme": self.scheme,
             "qmin": self.qmin,
@@ -118,6 +147,9 @@ class QuantParams:
             "scale": self.scale.tolist(),
             "zero_point": self.zero_point.tolist(),
         }
+        if self.power is not None:
+            d.update(power=self.power, offset=self.offset)
+        return d
 
 
 def make_qparams(lo, hi, bits: int, scheme: str, *, signed: bool | None = None, narrow: bool = True,
@@ -166,3 +198,48 @@ def channel_minmax(x: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndar
         return np.asarray(x.min(), np.float64), np.asarray(x.max(), np.float64)
     moved = np.moveaxis(x, axis, 0).reshape(x.shape[axis], -1)
     return moved.min(axis=1).astype(np.float64), moved.max(axis=1).astype(np.float64)
+
+
+def make_power_qparams(lo, hi, bits: int, power: float, *, axis: int | None = None,
+                       weights: bool = False) -> QuantParams:
+    """PowerQuant quantizer covering [lo, hi] with exponent `power` (Yvinec et al. 2023).
+
+    weights: eq. 2, q = round(qmax sign(w) (|w| / M)^a) on the signed narrow grid, M = max |w|
+    (per channel with `axis`): a uniform grid of scale M^a / qmax in the power domain.
+    activations: the unsigned grid [0, 2^b - 1] over T(x) = (x + c)^a with c = max(0, -lo),
+    the offset that makes a signed range non-negative (eq. 5; 0 after a ReLU). The scale is set
+    so that T(0) = c^a lies exactly on the grid (its code `pad_code`), as a zero-point does:
+    padding and the folded offset term are then exact.
+    """
+    bits = check_bits(bits)
+    if not (isinstance(power, (int, float, np.floating)) and 0 < float(power) and np.isfinite(power)):
+        raise AccelsimError(f"power exponent: expected a positive finite number, found {power!r}")
+    a = float(power)
+    lo = np.asarray(lo, np.float64)
+    hi = np.asarray(hi, np.float64)
+    if np.any(~np.isfinite(lo)) or np.any(~np.isfinite(hi)):
+        raise AccelsimError(f"quantization range is not finite: [{lo.min()}, {hi.max()}]")
+    if weights:
+        qmin, qmax = grid_limits(bits, "symmetric", True, True)
+        m = np.maximum(np.abs(lo), np.abs(hi))
+        scale = np.where(m > 0, m ** a / qmax, 1.0)
+        return QuantParams(bits, "symmetric", np.asarray(scale, np.float64), np.zeros(scale.shape, np.int64),
+                           qmin, qmax, axis, power=a, offset=0.0)
+    if axis is not None or lo.ndim:
+        raise ValueError("power activation quantizers are per tensor")
+    qmin, qmax = 0, 2**bits - 1
+    c = max(0.0, -float(lo))
+    top = max(float(hi), 0.0) + c
+    scale = top ** a / qmax if top > 0 else 1.0
+    if c > 0:  # put T(0) = c^a exactly on the grid
+        pad = max(1, int(np.floor(c ** a / scale)))  # floor: the scale grows, hi stays covered
+        scale = c ** a / pad
+    return QuantParams(bits, "asymmetric" if c > 0 else "symmetric", np.asarray(scale, np.float64),
+                       np.zeros((), np.int64), qmin, qmax, None, power=a, offset=c)
+
+
+def pad_code(q: QuantParams) -> int:
+    """The code of the value 0 (padding, the ReLU floor): the zero-point, or T(0)/s for a power grid."""
+    if q.power is None:
+        return int(q.zero_point)
+    return int(q.quantize(np.zeros(1))[0])
