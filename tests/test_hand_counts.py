@@ -350,3 +350,28 @@ def test_linear_input_stationary_by_hand(linear):
     }
     row = simulate(linear, hw("input_stationary"), batch=3).layers.iloc[0]
     check(row, n, prices("none"))
+
+
+# ----------------------------------------------------------------------------- DRAM figures
+
+def test_stall_and_bandwidth_figures_of_three_tiles_by_hand():
+    # 1 byte per cycle (1 GB/s at 1000 MHz). DMA: r0 0-100, r1 100-200, r2 200-300, w0 300-310,
+    # w1 310-320, w2 350-360; compute 100-150, 200-250, 300-350 (tests/test_memory.py)
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from accelsim.sim.memory import simulate_dram
+
+    lm = SimpleNamespace(tile_reads=np.array([100.0, 100, 100]), tile_writes=np.array([10.0, 10, 10]),
+                         tile_cycles=np.array([50.0, 50, 50]), compute_cycles=150)
+    simulate_dram(lm, SimpleNamespace(interface_bandwidth="user", dram_bandwidth_gbps=1.0), clock_mhz=1000)
+    assert lm.stall_cycles == 360 - 150
+    assert lm.avg_dram_gbps == pytest.approx(330 / 360)              # bytes over all 360 cycles
+    # compute windows 100-200 and 200-300 each carry 100 bytes, 300-350 carries 20: peak 1 B/cycle
+    assert lm.peak_dram_gbps == pytest.approx(1.0)
+    # calc: stall-free; tile i must hide r[i+1] + w[i-1] in its 50 cycles: (100 + 10) / 50 at most
+    lm.compute_cycles = 150
+    simulate_dram(lm, SimpleNamespace(interface_bandwidth="calc", dram_bandwidth_gbps=1.0), clock_mhz=1000)
+    assert lm.stall_cycles == 0
+    assert lm.peak_dram_gbps == pytest.approx(110 / 50) and lm.avg_dram_gbps == pytest.approx(330 / 150)
