@@ -118,11 +118,17 @@ def test_recipe_cannot_ask_more_than_the_datapath(hw):
 
 
 @pytest.mark.parametrize("name", ["powerquant", "dfq+powerquant"])
-def test_powerquant_is_rejected_until_implemented(hw, name):
-    with pytest.raises(AccelsimError, match="not implemented yet in this version"):
+def test_powerquant_needs_a_power_unit(hw, name):
+    assert hw.quantization.power_unit == "none"
+    with pytest.raises(ConfigError, match=r"method: expected a datapath with a power unit .*quantization.power_unit: none"):
         load_recipe(name, hw)
-    with pytest.raises(AccelsimError, match="not implemented yet"):
-        load_recipe({"method": name, "weight_bits": 4}, hw)
+    r = load_recipe({"method": name, "weight_bits": 4}, hw.replace("quantization.power_unit", "lut"))
+    assert r.power and r.weight_bits == 4 and r.power_exponent == "auto" and r.power_exponent_scope == "network"
+    assert r.steps.equalize == (name == "dfq+powerquant")
+    with pytest.raises(ConfigError, match="power_exponent: expected auto or a number"):
+        load_recipe({"method": name, "power_exponent": -1}, hw.replace("quantization.power_unit", "lut"))
+    with pytest.raises(ConfigError, match="power_exponent: applies to powerquant and dfq\+powerquant only"):
+        load_recipe({"method": "dfq", "power_exponent": 0.5}, hw)
 
 
 def test_yaml_recipe_errors_name_the_file(hw, tmp_path):
@@ -403,7 +409,7 @@ def test_cli_quantize_bad_recipe(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "steps.equalise" in err and "did you mean 'equalize'" in err
     assert main(["quantize", str(AIMET_ONNX), "--recipe", "powerquant"]) == 2
-    assert "not implemented yet" in capsys.readouterr().err
+    assert "expected a datapath with a power unit" in capsys.readouterr().err
 
 
 def test_cli_quantize_names_the_option_and_refuses_an_empty_out(tmp_path, capsys):

@@ -18,8 +18,8 @@ from .absorb import absorb_high_bias
 from .bias_correction import correct_bias
 from .equalize import equalize
 from .fold import WEIGHTED_OPS, fold_batchnorm, replace_relu6
-from .qgraph import QGraph, activation_sites, make_layer_quant, output_site
-from .quantizers import QuantParams, channel_minmax, make_qparams
+from .qgraph import QGraph, activation_sites, make_layer_quant, make_power_layer_quant, output_site
+from .quantizers import QuantParams, channel_minmax, make_power_qparams, make_qparams
 from .ranges import cross_entropy_qparams, minmax_qparams, mse_qparams
 from .recipe import Recipe, load_recipe
 from .stats import ChannelStats, propagate_stats
@@ -128,9 +128,15 @@ def quantize(graph: Graph, recipe: str | os.PathLike | Mapping | Recipe = "dfq",
     if r.steps.absorb_high_bias:
         g, info["absorbed"] = absorb_high_bias(g, return_amounts=True)
 
-    fit_weight = weight_quantizer(r)
     weighted = [n.name for n in g.nodes if n.op in WEIGHTED_OPS and n.weight is not None]
-    wq = {name: fit_weight(g[name].weight) for name in weighted}
+    if r.power:
+        exponents, act_exponent = _power_exponents(g, weighted, r, info)
+        axis = 0 if r.weight_granularity == "per_channel" else None
+        wq = {name: make_power_qparams(*channel_minmax(g[name].weight, axis), r.weight_bits, exponents[name],
+                                       axis=axis, weights=True) for name in weighted}
+    else:
+        fit_weight = weight_quantizer(r)
+        wq = {name: fit_weight(g[name].weight) for name in weighted}
     float_graph = g
     if r.steps.bias_correction != "none":
         w_fq = {name: wq[name].fake_quant(g[name].weight) for name in weighted}
@@ -139,15 +145,49 @@ def quantize(graph: Graph, recipe: str | os.PathLike | Mapping | Recipe = "dfq",
 
     sites, grid_of = activation_sites(g)
     activations = _activation_qparams(g, sites, r, act_range, wq, feeds, info)
+    if r.power:  # the same ranges on power grids: (x + c)^a, unsigned (eq. 5 for signed ranges)
+        activations = {s: make_power_qparams(q.range_lo, q.range_hi, q.bits, act_exponent)
+                       for s, q in activations.items()}
     layers = {}
     for name in weighted:
         in_site = grid_of[g[name].inputs[0]]
+        if r.power:
+            layers[name] = make_power_layer_quant(g, name, wq[name], in_site, output_site(g, name, grid_of),
+                                                  activations)
+            continue
         layers[name] = make_layer_quant(g, name, wq[name], in_site, output_site(g, name, grid_of), activations,
                                         accumulator_bits=hw.precision.accumulator_bits)
     raised = {name: list(lq.bias_scale_raised) for name, lq in layers.items() if lq.bias_scale_raised}
     if raised:
         info["bias_scale_raised"] = raised
     return QGraph(g, r, layers, activations, info, hw.name, float_graph)
+
+
+def _power_exponents(g: Graph, weighted: list[str], r: Recipe, info: dict) -> tuple[dict[str, float], float]:
+    """(weight exponent per layer, activation exponent). One a* for the network by default
+    (searched on the weights' reconstruction error, quant/power.py), or the recipe's number;
+    per-layer scope: each layer's own a*, activations keep the network's."""
+    weights = [np.asarray(g[name].weight, np.float64) for name in weighted]
+    per_channel = r.weight_granularity == "per_channel"
+    if r.power_exponent == "auto":
+        from .power import search_exponent, search_exponents_per_layer
+
+        a = float(search_exponent(weights, r.weight_bits, per_channel=per_channel))
+        source = "searched (sum of weight reconstruction errors, Nelder-Mead)"
+    else:
+        a = float(r.power_exponent)
+        source = "recipe"
+    exponents = {name: a for name in weighted}
+    if r.power_exponent_scope == "per_layer":
+        from .power import search_exponents_per_layer
+
+        exponents = dict(zip(weighted, map(float, search_exponents_per_layer(weights, r.weight_bits,
+                                                                             per_channel=per_channel))))
+    info["power_exponent"] = a
+    info["power_exponent_source"] = source
+    if r.power_exponent_scope == "per_layer":
+        info["power_exponents"] = exponents
+    return exponents, a
 
 
 def _activation_qparams(g: Graph, sites: list[str], r: Recipe, act_range: str, wq: dict[str, QuantParams],

@@ -123,6 +123,9 @@ class LayerQuant:
     #: the accumulator's starting value per channel (`folded_bias`): the bias with the constant
     #: zero-point terms folded in; the array adds the raw-code products to it
     accumulator_bias: np.ndarray | None = None
+    #: PowerQuant layers: the float bias (the integer pipeline's fixed-point units depend on the
+    #: power datapath, so the program lowering derives them; uniform layers: None)
+    bias_float: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.accumulator_bias is None:
@@ -135,6 +138,8 @@ class LayerQuant:
 
     @property
     def bias_dequant(self) -> np.ndarray:
+        if self.bias_float is not None:
+            return np.asarray(self.bias_float, np.float32)
         s = self.weight_q.scale * float(self.input_q.scale)
         return (self.bias_int32 * s).astype(np.float32)
 
@@ -245,6 +250,21 @@ def make_layer_quant(graph: Graph, name: str, weight_q: QuantParams, input_site:
     fused = graph[out_site].op if out_site != name else None
     return LayerQuant(name, node.op, weight_q, w_int, b_int, input_site, out_site, in_q, out_q, mult, shift, fused,
                       tuple(int(c) for c in raised), acc_bias)
+
+
+def make_power_layer_quant(graph: Graph, name: str, weight_q: QuantParams, input_site: str, out_site: str,
+                           activations: Mapping[str, QuantParams]) -> LayerQuant:
+    """A PowerQuant layer: power-domain weight codes, the float bias (the input offset's term
+    -c sum W is folded in by the program lowering, eq. 5), no uniform requantization."""
+    node = graph[name]
+    in_q, out_q = activations[input_site], activations[out_site]
+    bias = node.bias if node.bias is not None and node.attrs.get("bias", True) else np.zeros(node.weight.shape[0])
+    w_int = weight_q.quantize(node.weight)
+    o = node.weight.shape[0]
+    zeros = np.zeros(o, np.int64)
+    fused = graph[out_site].op if out_site != name else None
+    return LayerQuant(name, node.op, weight_q, w_int, zeros, input_site, out_site, in_q, out_q, zeros.copy(),
+                      zeros.copy(), fused, (), zeros.copy(), np.asarray(bias, np.float64))
 
 
 @dataclass(eq=False)

@@ -124,9 +124,12 @@ def _plain_array(value: Any) -> bool:
 
 
 def _qp_meta(q: QuantParams) -> dict[str, Any]:
-    return {"bits": int(q.bits), "scheme": q.scheme, "qmin": int(q.qmin), "qmax": int(q.qmax),
-            "axis": None if q.axis is None else int(q.axis),
-            "granularity": "per_channel" if q.per_channel else "per_tensor"}
+    m = {"bits": int(q.bits), "scheme": q.scheme, "qmin": int(q.qmin), "qmax": int(q.qmax),
+         "axis": None if q.axis is None else int(q.axis),
+         "granularity": "per_channel" if q.per_channel else "per_tensor"}
+    if q.power is not None:  # PowerQuant grids
+        m.update(power=float(q.power), offset=float(q.offset))
+    return m
 
 
 def _same_qp(a: QuantParams, b: QuantParams) -> bool:
@@ -206,6 +209,8 @@ def _encode(qg: QGraph) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         put(p + "input_zero_point", lq.input_q.zero_point)
         put(p + "output_scale", lq.output_q.scale)
         put(p + "output_zero_point", lq.output_q.zero_point)
+        if lq.bias_float is not None:
+            put(p + "bias_float", np.asarray(lq.bias_float, np.float64))
         for field_name in _LAYER_INT_FIELDS:  # loaded back into exactly these dtypes
             stored = arrays[p + field_name]
             if not _same(stored.astype(np.asarray(getattr(lq, field_name)).dtype), getattr(lq, field_name)):
@@ -428,7 +433,7 @@ def _qp(m: dict[str, Any], scale: np.ndarray, zero_point: np.ndarray, where: str
     if scale.dtype.kind != "f" or zero_point.dtype.kind not in "iu":
         raise _Corrupt(f"{where}: scale must be float and zero_point integer; found {scale.dtype}, {zero_point.dtype}")
     return QuantParams(int(m["bits"]), str(m["scheme"]), scale, zero_point, int(m["qmin"]), int(m["qmax"]),
-                       None if axis is None else int(axis))
+                       None if axis is None else int(axis), power=m.get("power"), offset=float(m.get("offset", 0.0)))
 
 
 def _build_graph(structure: dict, source: str | None, params: dict[str, list[str] | dict[str, str]],
@@ -504,7 +509,8 @@ def _build(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> QGraph:
         layers[name] = LayerQuant(
             name, m["op"], weight_q, ints["weight_int"], ints["bias_int32"], m["input_site"], m["output_site"],
             qs["input"], qs["output"], ints["requant_multiplier"], ints["requant_shift"], m["fused_activation"],
-            tuple(int(ch) for ch in m["bias_scale_raised"]), ints["accumulator_bias"])
+            tuple(int(ch) for ch in m["bias_scale_raised"]), ints["accumulator_bias"],
+            a.get(p + "bias_float") if p + "bias_float" in a.arrays else None)
 
     info: dict[str, Any] = dict(meta.get("info") or {})
     for key, spec in (meta.get("info_arrays") or {}).items():

@@ -20,9 +20,14 @@ The hardware's ``quantization`` section says what its datapath supports; a recip
 less (symmetric weights on an asymmetric datapath, per-tensor scales on a per-channel one,
 fewer bits than the datapath width) but never more.
 
-PowerQuant (``powerquant``, ``dfq+powerquant``) is a later issue: those names are rejected
-with a clear error. It will slot in as another weight quantizer chosen by ``method``
-(the pipeline asks ``weight_quantizer(recipe)`` for a per-layer quantizer).
+PowerQuant (Yvinec et al. 2023): ``powerquant`` (naive's steps) and ``dfq+powerquant`` (DFQ's
+transforms, then power quantization) quantize weights and activations on power grids
+(`quantizers.make_power_qparams`). Their fields::
+
+    power_exponent: auto            # auto: a* = argmin of the weights' reconstruction error (quant/power.py); or a number
+    power_exponent_scope: network   # network: one a* (the paper's choice) | per_layer (appendix H's option)
+
+They need a datapath with a power unit (``quantization.power_unit: lut | newton``).
 """
 from __future__ import annotations
 
@@ -41,7 +46,8 @@ BIAS_CORRECTION = ("analytic", "empirical", "none")
 WEIGHT_RANGES = ("minmax", "mse")
 ACTIVATION_RANGES = ("bn", "minmax", "mse", "auto")
 LAST_LAYER_RANGES = ("same", "cross_entropy")
-NOT_YET = ("powerquant", "dfq+powerquant")
+POWER_METHODS = ("powerquant", "dfq+powerquant")
+EXPONENT_SCOPES = ("network", "per_layer")
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,8 @@ METHODS: dict[str, tuple[Steps, dict[str, Any], str]] = {
     "per_channel": (Steps(), {"weight_granularity": "per_channel"}, "auto"),
     "dfq": (_DFQ_STEPS, {}, "bn"),
     "dfq_calibrated": (replace(_DFQ_STEPS, bias_correction="empirical"), {}, "minmax"),
+    "powerquant": (Steps(), {}, "bn"),
+    "dfq+powerquant": (_DFQ_STEPS, {}, "bn"),
 }
 METHOD_HELP = {
     "fp32": "no quantization (the FP32 reference)",
@@ -69,6 +77,8 @@ METHOD_HELP = {
     "per_channel": "naive with per-channel weight scales",
     "dfq": "data-free: fold BN, ReLU6->ReLU, equalize, absorb high biases, analytic bias correction, BN-based activation ranges",
     "dfq_calibrated": "dfq with calibration data: empirical bias correction, min-max activation ranges",
+    "powerquant": "PowerQuant: power-function quantization of weights and activations, one exponent for the network (data-free)",
+    "dfq+powerquant": "DFQ's transforms (ReLU6->ReLU, equalization, bias absorption, analytic bias correction), then PowerQuant",
 }
 
 
@@ -85,12 +95,19 @@ class Recipe:
     last_layer_range: str = "same"
     bn_range_n: float = 6.0
     input_range: tuple[float, float] | None = None
+    power_exponent: float | str = "auto"
+    power_exponent_scope: str = "network"
     steps: Steps = Steps()
     source: str = "recipe"  # a file name, or "recipe"
 
     @property
     def quantized(self) -> bool:
         return self.method != "fp32"
+
+    @property
+    def power(self) -> bool:
+        """PowerQuant: weights and activations on power grids."""
+        return self.method in POWER_METHODS
 
     @property
     def label(self) -> str:
@@ -148,8 +165,6 @@ def _load_doc(recipe: str | os.PathLike | Mapping) -> tuple[dict, str]:
     text = str(recipe)
     if text in METHODS:
         return {"method": text}, "recipe"
-    if text in NOT_YET:
-        return {"method": text}, "recipe"
     path = Path(text)
     if path.suffix.lower() in (".yaml", ".yml") or path.exists():
         from ..config.load import parse_yaml, read_text
@@ -158,7 +173,7 @@ def _load_doc(recipe: str | os.PathLike | Mapping) -> tuple[dict, str]:
         if not isinstance(doc, dict):
             raise ConfigError(str(path), None, f"expected a mapping of recipe fields; found {_describe(doc)}")
         return doc, str(path)
-    known = list(METHODS) + list(NOT_YET)
+    known = list(METHODS)
     raise ConfigError("recipe", "method", f"expected a recipe name ({', '.join(METHODS)}) or a YAML file; "
                       f"found {text!r}{_hint(text, known)}")
 
@@ -211,9 +226,6 @@ def load_recipe(recipe: str | os.PathLike | Mapping | Recipe, hw: HwConfig,
     method = doc.get("method")
     if method is None:
         raise ConfigError(src, "method", f"missing; expected one of {', '.join(METHODS)}")
-    if method in NOT_YET:
-        raise AccelsimError(f"{src}: method: '{method}' is not implemented yet in this version "
-                            f"(PowerQuant is a later issue); available: {', '.join(METHODS)}")
     _choice(src, "method", method, METHODS)
     values, steps0 = _method_defaults(method, hw)
     fixed, q = METHODS[method][1], hw.quantization
@@ -244,6 +256,18 @@ def load_recipe(recipe: str | os.PathLike | Mapping | Recipe, hw: HwConfig,
     if isinstance(n, bool) or not isinstance(n, (int, float)) or not n > 0 or not math.isfinite(n):
         raise ConfigError(src, "bn_range_n", f"expected a positive finite number; found {_describe(n)}")
     values["bn_range_n"] = float(n)
+    a = values["power_exponent"]
+    if a != "auto" and (isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or not 0 < a <= 4):
+        raise ConfigError(src, "power_exponent", f"expected auto or a number in (0, 4]; found {_describe(a)}")
+    values["power_exponent"] = a if a == "auto" else float(a)
+    _choice(src, "power_exponent_scope", values["power_exponent_scope"], EXPONENT_SCOPES)
+    if method not in POWER_METHODS:
+        for key in ("power_exponent", "power_exponent_scope"):
+            if key in doc and doc[key] != Recipe.__dataclass_fields__[key].default:
+                raise ConfigError(src, key, f"applies to {' and '.join(POWER_METHODS)} only; method is '{method}'")
+    elif q.power_unit == "none":
+        raise ConfigError(src, "method", f"expected a datapath with a power unit for '{method}': the datapath of "
+                          f"'{hw_name}' has none (quantization.power_unit: none; lut or newton runs PowerQuant)")
     if values["input_range"] is not None:
         r = values["input_range"]
         if (not isinstance(r, (list, tuple)) or len(r) != 2
@@ -276,4 +300,4 @@ def load_recipe(recipe: str | os.PathLike | Mapping | Recipe, hw: HwConfig,
     return Recipe(method=method, steps=steps, source=src, **values)
 
 
-__all__ = ["METHODS", "METHOD_HELP", "Recipe", "Steps", "load_recipe"]
+__all__ = ["METHODS", "METHOD_HELP", "POWER_METHODS", "Recipe", "Steps", "load_recipe"]
