@@ -35,16 +35,18 @@ from numba import njit
 
 from ..errors import AccelsimError
 from ..graph.run import _blas_single_thread, _out_hw, _pad, _pool_geometry, _tap, _windows, maxpool_forward, run_node
-from ..quant.rounding import rounding_shift
+from ..quant.quantizers import pad_code
+from ..quant.rounding import round_half_away, rounding_shift
 from .accumulator import accumulate, accumulator_range
-from .kernels import run_grouped_gemm
-from .program import (GemmStep, InputStep, IntegerProgram, LutStep, PoolStep, ReluStep, RescaleStep, ShapeStep,
-                      lower)
+from .kernels import _acc, run_grouped_gemm
+from .mapping import dataflow_name, groups_per_fold
+from .program import (GemmStep, InputStep, IntegerProgram, LutStep, PoolStep, PowerGemmStep, PowerJoinStep, ReluStep,
+                      RescaleStep, ShapeStep, lower, power_encode)
 
 PATHS = ("auto", "array", "fast")
 DEFAULT_BATCH_SIZE = 128
 
-LAYER_COLUMNS = ["layer", "op", "weight_bits", "activation_bits", "accumulator_bits", "zero_point_unit",
+LAYER_COLUMNS = ["layer", "op", "weight_bits", "activation_bits", "accumulator_bits", "zero_point_unit", "power_products",
                  "outputs", "array_rows", "fast_rows", "overflow_events", "acc_max_abs", "acc_bits_needed"]
 
 
@@ -116,7 +118,7 @@ def _im2col(x: np.ndarray, step: GemmStep) -> tuple[np.ndarray, tuple[int, ...]]
     n, c, h, w = x.shape
     _, cg, kh, kw = step.weight_shape
     ho, wo = _out_hw(h, w, (kh, kw), {"stride": stride, "padding": padding, "dilation": dilation})
-    xp = _pad(x.astype(np.float64), padding, float(step.in_grid.zero_point))
+    xp = _pad(x.astype(np.float64), padding, float(pad_code(step.in_grid)))  # the code of 0.0
     if (kh, kw) == (1, 1) and not any(padding):
         xs = xp if stride == (1, 1) else xp[:, :, :: stride[0], :: stride[1]]
         cols = xs.transpose(1, 0, 2, 3).reshape(groups, cg, n * ho * wo)
@@ -277,8 +279,112 @@ def _pool(step: PoolStep, x: np.ndarray) -> np.ndarray:
     return np.clip(out, step.clamp_lo, step.clamp_hi).astype(np.int32)
 
 
+# ----------------------------------------------------------------------------- PowerQuant
+
+
+@njit(cache=True, nogil=True)
+def _table_gemm(cols, w_abs, w_sign, table, bias, fold_rows, offsets, output_stationary, lo, hi, saturate, out):
+    """sum_k sign_k V[|w_k|, x_k] per output, at accumulator width in the array's order:
+    ws / is: a psum from 0 per row fold (R rows of the packed K, group g's rows start at
+    offsets[g]), each fold's psum added into the buffer that starts from the bias; os: one
+    accumulator from 0 over all K, the bias added as it drains. Returns the overflow events."""
+    G, K, M = cols.shape
+    og = w_abs.shape[1]
+    events = 0
+    psum = np.zeros(M, np.int64)
+    for g in range(G):
+        for o in range(og):
+            for m in range(M):
+                psum[m] = 0
+                out[g, o, m] = 0 if output_stationary else bias[g, o]
+            for k in range(K):
+                if not output_stationary and k > 0 and (offsets[g] + k) % fold_rows == 0:
+                    for m in range(M):  # a row fold ends: its psum lands in the buffer
+                        v, e = _acc(out[g, o, m] + psum[m], lo, hi, saturate)
+                        out[g, o, m] = v
+                        events += e
+                        psum[m] = 0
+                wa = w_abs[g, o, k]
+                sg = w_sign[g, o, k]
+                for m in range(M):
+                    v, e = _acc(psum[m] + sg * table[wa, cols[g, k, m]], lo, hi, saturate)
+                    psum[m] = v
+                    events += e
+            for m in range(M):
+                if output_stationary:
+                    v, e = _acc(psum[m] + bias[g, o], lo, hi, saturate)
+                else:
+                    v, e = _acc(out[g, o, m] + psum[m], lo, hi, saturate)
+                out[g, o, m] = v
+                events += e
+    return events
+
+
+def _power_gemm(step: PowerGemmStep, x: np.ndarray, hw, stats: _LayerStats) -> np.ndarray:
+    p, pe = hw.precision, hw.pe_array
+    bits, overflow = p.accumulator_bits, p.accumulator_overflow
+    lo, hi = accumulator_range(bits)
+    cols, lead = _im2col(x, step)
+    G = step.groups
+    O, K = step.weight_codes.shape
+    og, M = O // G, cols.shape[2]
+    w = step.weight_codes.reshape(G, og, K)
+    if step.products == "sum_power":  # the ablation: 1/a on the accumulated sum of plain products
+        total = np.matmul(w.astype(np.float64), cols)
+        c = step.channel_scale.reshape(G, og, 1)
+        y = np.sign(total) * np.abs(total) ** (1.0 / float(step.in_grid.power)) * c + step.bias_real.reshape(G, og, 1)
+        r = np.clip(round_half_away(y / step.unit), step.r_lo, step.r_hi)
+        stats.acc_max_abs = max(stats.acc_max_abs, int(np.abs(total).max(initial=0)))
+    else:
+        codes = np.ascontiguousarray(cols).astype(np.int64)
+        bias, bias_ovf = accumulate(step.accumulator_bias, bits, overflow)
+        dataflow = dataflow_name(pe.dataflow)
+        q = groups_per_fold(dataflow, step.gemm, pe.rows, pe.cols, pe.group_packing)
+        offsets = np.array([(g % q) * K for g in range(G)], np.int64)
+        acc = np.empty((G, og, M), np.int64)
+        events = _table_gemm(codes, np.abs(w), np.sign(w), step.table, bias.reshape(G, og), pe.rows, offsets,
+                             dataflow == "output_stationary", lo, hi, overflow == "saturate", acc)
+        stats.overflow_events += int(events) + int(bias_ovf) * M
+        stats.acc_max_abs = max(stats.acc_max_abs, int(np.abs(acc).max(initial=0)))
+        r = rounding_shift(acc * step.multiplier.reshape(G, og, 1), step.shift.reshape(G, og, 1))
+        r = np.clip(r, step.r_lo, step.r_hi)
+    out = power_encode(r, step.unit, step.out_grid).reshape(O, M)
+    stats.outputs += O * M
+    stats.array_rows += M
+    return _layout(step, out, lead)
+
+
+def _power_join(step: PowerJoinStep, xs: list[np.ndarray]) -> np.ndarray:
+    vals = [d[x.astype(np.int64) - g.qmin] for d, x, g in zip(step.decode, xs, step.in_grids)]
+    if step.kind == "add":
+        r = vals[0]
+        for v in vals[1:]:
+            r = r + v
+    elif step.kind == "concat":
+        r = np.concatenate(vals, axis=step.axis)
+    else:
+        d = vals[0]  # padding decodes to 0: it adds nothing to the window sums
+        if step.kind == "global":
+            sums = d.sum(axis=(2, 3), keepdims=True)
+        else:
+            kernel, stride, (t, l, b, rr), (ho, wo), (eb, er) = _pool_geometry(d, step.attrs)
+            dp = _pad(d, (t, l, b + eb, rr + er), 0)
+            sums = np.zeros(d.shape[:2] + (ho, wo), np.int64)
+            for i in range(kernel[0]):
+                for j in range(kernel[1]):
+                    sums += _tap(dp, i, j, stride, (1, 1), ho, wo)
+        counts = step.counts
+        r = np.sign(sums) * ((np.abs(sums) + counts // 2) // counts)  # rounding division, ties away from zero
+    r = np.clip(r + step.r_offset, step.r_lo, step.r_hi)
+    return power_encode(r, step.unit, step.out_grid)
+
+
 def _run_step(step, values: Mapping[str, np.ndarray], hw, path: str, stats: dict[str, _LayerStats]) -> np.ndarray:
     xs = [values[i] for i in step.inputs]
+    if isinstance(step, PowerGemmStep):
+        return _power_gemm(step, xs[0], hw, stats[step.name])
+    if isinstance(step, PowerJoinStep):
+        return _power_join(step, xs)
     if isinstance(step, GemmStep):
         return _gemm(step, xs[0], hw, path, stats[step.name])
     if isinstance(step, RescaleStep):
@@ -288,7 +394,7 @@ def _run_step(step, values: Mapping[str, np.ndarray], hw, path: str, stats: dict
     if isinstance(step, LutStep):
         return step.table[xs[0].astype(np.int64) - step.in_grid.qmin].astype(np.int32)
     if isinstance(step, ReluStep):
-        return np.maximum(xs[0], int(step.out_grid.zero_point)).astype(np.int32)
+        return np.maximum(xs[0], pad_code(step.out_grid)).astype(np.int32)
     if isinstance(step, ShapeStep):
         return run_node(step.node, xs) if step.op != "identity" else xs[0]
     raise AssertionError(f"unknown step {type(step).__name__}")
@@ -406,7 +512,9 @@ def execute(qgraph, hw=None, x=None, *, path: str = "auto", batch_size: int | No
         st = stats[step.name]
         rows.append({
             "layer": step.name, "op": step.op, "weight_bits": step.weight_bits, "activation_bits": step.activation_bits,
-            "accumulator_bits": prog.accumulator_bits, "zero_point_unit": step.zero_point_unit,
+            "accumulator_bits": prog.accumulator_bits,
+            "zero_point_unit": getattr(step, "zero_point_unit", "none"),
+            "power_products": getattr(step, "products", "none"),
             "outputs": st.outputs, "array_rows": st.array_rows, "fast_rows": st.fast_rows,
             "overflow_events": st.overflow_events, "acc_max_abs": st.acc_max_abs,
             "acc_bits_needed": st.acc_max_abs.bit_length() + 1,

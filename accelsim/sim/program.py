@@ -35,7 +35,7 @@ import numpy as np
 from ..errors import AccelsimError
 from ..graph.ops import GemmView
 from ..quant.qgraph import QGraph, activation_sites, quantize_multiplier
-from ..quant.quantizers import QuantParams
+from ..quant.quantizers import QuantParams, pad_code
 from ..quant.rounding import round_half_away
 
 LUT_OPS = ("relu6", "sigmoid", "silu", "gelu")
@@ -81,6 +81,62 @@ class GemmStep(Step):
     @property
     def asymmetric_weights(self) -> bool:
         return self.zero_point_unit != "none"
+
+
+@dataclass(eq=False)
+class PowerGemmStep(Step):
+    """A PowerQuant conv / linear (Yvinec et al. 2023, eq. 5 and appendix F): each product gets
+    its 1/a power before it is accumulated. acc = start + sum_k sign(q_w) V[|q_w|, q_x] at
+    accumulator width in the array's order, V from the realisation's tables:
+    product_lut: V[i, j] = round(2^F ((i j) / (qmax_w qmax_x))^(1/a)) (a table at each PE
+    indexed by the integer product); decode_lut: V[i, j] = Dw[i] Dx[j], Dw / Dx =
+    round(2^Fd (|q| / qmax)^(1/a)) (tables at the array edges, a wider multiplier);
+    sum_power (ablation): the plain sum of q_w q_x, raised to 1/a afterwards.
+    Output stage: r = round(acc * C_n / u) (int multiplier and shift) is y + c_y in units u of
+    the output grid's top / (2^R - 1), clamped (fused ReLU / ReLU6), then the per-output power
+    unit gives the code round((r u)^a / s_y)."""
+
+    attrs: dict[str, Any]
+    gemm: GemmView
+    in_grid: QuantParams
+    weight_codes: np.ndarray       # (O, K) int64, signed
+    weight_shape: tuple[int, ...]
+    products: str                  # product_lut | decode_lut | sum_power
+    table: np.ndarray | None = field(default=None, repr=False)  # (qmax_w + 1, qmax_x + 1) int64
+    accumulator_bias: np.ndarray | None = None  # (O,) int64, in accumulator units
+    multiplier: np.ndarray | None = None        # (O,) C_n / u
+    shift: np.ndarray | None = None
+    r_lo: int = 0
+    r_hi: int = 0
+    unit: float = 1.0              # u: the output-stage fixed-point unit
+    channel_scale: np.ndarray | None = None     # (O,) C_n (sum_power: M_n X_top / (qmax_w qmax_x)^(1/a))
+    bias_real: np.ndarray | None = None         # (O,) b - c_x sum W + c_y (sum_power's float stage)
+    weight_bits: int = 8
+    activation_bits: int = 8
+    fused_activation: str | None = None
+
+    @property
+    def groups(self) -> int:
+        return self.gemm.groups
+
+
+@dataclass(eq=False)
+class PowerJoinStep(Step):
+    """add / concat / average pools on power grids: each input code leaves the power domain
+    through a decode table D_i[code] = round(x_hat / u) (fixed point, unit u of the output), the
+    values are summed, stacked or averaged (rounding division), offset by c_y / u, clamped, and
+    re-enter it through the per-output power unit."""
+
+    in_grids: tuple[QuantParams, ...]
+    decode: tuple[np.ndarray, ...] = field(repr=False)
+    unit: float = 1.0
+    r_offset: int = 0
+    r_lo: int = 0
+    r_hi: int = 0
+    kind: str = "add"              # add | concat | avg | global
+    axis: int | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+    counts: np.ndarray | None = None  # avg: divisor per output position
 
 
 @dataclass(eq=False)
@@ -132,8 +188,8 @@ class IntegerProgram:
     hw_name: str
 
     @property
-    def gemm_steps(self) -> list[GemmStep]:
-        return [s for s in self.steps if isinstance(s, GemmStep)]
+    def gemm_steps(self) -> list:
+        return [s for s in self.steps if isinstance(s, (GemmStep, PowerGemmStep))]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -142,11 +198,11 @@ class IntegerProgram:
 def clamp_bounds(grid: QuantParams, activation: str | None) -> tuple[int, int]:
     """[lo, hi] codes of `grid`, narrowed by a fused relu (0 -> z) or relu6 (also 6 -> z + round(6/s))."""
     lo, hi = int(grid.qmin), int(grid.qmax)
-    z = int(grid.zero_point)
+    z = pad_code(grid)  # the code of 0.0
     if activation in ("relu", "relu6"):
         lo = max(lo, z)
     if activation == "relu6":
-        hi = min(hi, z + int(round_half_away(6.0 / float(grid.scale))))
+        hi = min(hi, int(grid.quantize(np.array([6.0]))[0]))
     return lo, hi
 
 
@@ -203,6 +259,10 @@ def lower(qg: QGraph, hw) -> IntegerProgram:
         where = f"{qg.name}: layer '{name}' ({op})"
         if op == "input":
             steps.append(InputStep(name, op, ins, grids[name]))
+        elif name in qg.layers and lq_is_power(qg.layers[name]):
+            grid, _, _ = out_grid_and_clamp(name)
+            act = g[fused_into[name]].op if name in fused_into else None
+            steps.append(_power_gemm_step(qg.layers[name], node, g.layer(name, 1).gemm, grid, act, hw))
         elif name in qg.layers:
             lq = qg.layers[name]
             grid, lo, hi = out_grid_and_clamp(name)
@@ -233,6 +293,10 @@ def lower(qg: QGraph, hw) -> IntegerProgram:
                 steps.append(ShapeStep(name, op, ins, grid, node=node))
         elif op in LUT_OPS:
             steps.append(_lut_step(node, grid_of_tensor(ins[0]), grids[name]))
+        elif op in ("add", "concat", "avgpool", "globalavgpool") and grid_of_tensor(ins[0]).is_power:
+            grid, _, _ = out_grid_and_clamp(name)
+            act = g[fused_into[name]].op if name in fused_into else None
+            steps.append(_power_join_step(node, tuple(grid_of_tensor(i) for i in ins), grid, act, hw, shapes))
         elif op in ("add", "concat"):
             grid, lo, hi = out_grid_and_clamp(name)
             in_grids = tuple(grid_of_tensor(i) for i in ins)
@@ -284,3 +348,96 @@ def _window_counts(node, in_shape: tuple[int, ...]) -> np.ndarray:
     ch = counts_1d(h, kernel[0], stride[0], t, b, ho, include)
     cw = counts_1d(w, kernel[1], stride[1], l, r, wo, include)
     return (ch[:, None] * cw[None, :]).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- PowerQuant
+
+
+def lq_is_power(lq) -> bool:
+    return lq.weight_q.is_power
+
+
+def _top(q: QuantParams) -> np.ndarray:
+    """x + c at the top code: (s qmax)^(1/a) (per channel for weights)."""
+    return (np.asarray(q.scale, np.float64) * q.qmax) ** (1.0 / q.power)
+
+
+def _output_stage(out_grid: QuantParams, activation: str | None, bits: int) -> tuple[float, int, int, int]:
+    """(u, r offset for c_y, r_lo, r_hi) of the fixed-point value r = (y + c_y) / u, R = `bits`."""
+    r_max = 2**bits - 1
+    unit = float(_top(out_grid)) / r_max
+    r_off = int(round_half_away(out_grid.offset / unit))
+    r_lo = r_off if activation in ("relu", "relu6") else 0  # y >= 0
+    r_hi = r_max
+    if activation == "relu6":
+        r_hi = min(r_hi, int(round_half_away((6.0 + out_grid.offset) / unit)))
+    return unit, r_off, r_lo, r_hi
+
+
+def power_tables(weight_q: QuantParams, in_grid: QuantParams, products: str, hw) -> tuple[np.ndarray | None, int]:
+    """(V[|q_w|, q_x] table, its fraction bits) of a power layer's products."""
+    qw, qx = int(weight_q.qmax), int(in_grid.qmax)
+    aw, ax = float(weight_q.power), float(in_grid.power)
+    i = np.arange(qw + 1, dtype=np.float64)[:, None]
+    j = np.arange(qx + 1, dtype=np.float64)[None, :]
+    q = hw.quantization
+    if products == "product_lut":
+        f = q.power_product_frac_bits
+        if aw == ax:  # indexed by the integer product, as the PE forms it
+            v = ((i * j) / (qw * qx)) ** (1.0 / aw)
+        else:  # per-layer exponents: a table of the code pair
+            v = (i / qw) ** (1.0 / aw) * (j / qx) ** (1.0 / ax)
+        return round_half_away(v * 2.0**f).astype(np.int64), f
+    if products == "decode_lut":
+        fd = q.power_decode_frac_bits
+        dw = round_half_away((i / qw) ** (1.0 / aw) * 2.0**fd).astype(np.int64)
+        dx = round_half_away((j / qx) ** (1.0 / ax) * 2.0**fd).astype(np.int64)
+        return dw * dx, 2 * fd
+    return None, 0
+
+
+def _power_gemm_step(lq, node, gemm: GemmView, out_grid: QuantParams, activation: str | None, hw) -> PowerGemmStep:
+    wq, xq = lq.weight_q, lq.input_q
+    if not xq.is_power or not out_grid.is_power:
+        raise AccelsimError(f"layer '{lq.name}': a PowerQuant layer needs power grids at its input and output")
+    products = hw.quantization.power_products
+    w = np.asarray(lq.weight_int, np.int64)
+    o = len(w)
+    table, frac = power_tables(wq, xq, products, hw)
+    w_hat = wq.dequantize(w, np.float64).reshape(o, -1)
+    # eq. 5: the products see x + c_x, so c_x sum W comes off the bias
+    bias_eff = np.asarray(lq.bias_float, np.float64) - xq.offset * w_hat.sum(axis=1)
+    unit, r_off, r_lo, r_hi = _output_stage(out_grid, activation, hw.quantization.power_output_bits)
+    m_w = _top(wq) * np.ones(o)  # M_n
+    x_top = float(_top(xq))
+    step = PowerGemmStep(lq.name, node.op, tuple(node.inputs), out_grid, attrs=dict(node.attrs), gemm=gemm,
+                         in_grid=xq, weight_codes=w.reshape(o, -1), weight_shape=tuple(w.shape), products=products,
+                         table=table, r_lo=r_lo, r_hi=r_hi, unit=unit, weight_bits=wq.bits, activation_bits=xq.bits,
+                         fused_activation=activation)
+    if products == "sum_power":
+        step.channel_scale = m_w * x_top / (float(wq.qmax) * float(xq.qmax)) ** (1.0 / float(wq.power))
+        step.bias_real = bias_eff + out_grid.offset
+        return step
+    c_n = m_w * x_top * 2.0**-frac
+    step.channel_scale = c_n
+    step.accumulator_bias = round_half_away((bias_eff + out_grid.offset) / c_n).astype(np.int64)
+    step.multiplier, step.shift = quantize_multiplier(c_n / unit)
+    return step
+
+
+def _power_join_step(node, in_grids, out_grid: QuantParams, activation: str | None, hw, shapes) -> PowerJoinStep:
+    unit, r_off, r_lo, r_hi = _output_stage(out_grid, activation, hw.quantization.power_output_bits)
+    decode = tuple(round_half_away(q.dequantize(np.arange(q.qmin, q.qmax + 1), np.float64) / unit).astype(np.int64)
+                   for q in in_grids)
+    kind = {"add": "add", "concat": "concat", "avgpool": "avg", "globalavgpool": "global"}[node.op]
+    axis = node.attrs["axis"] % len(shapes[node.name]) if node.op == "concat" else None
+    counts = _window_counts(node, shapes[node.inputs[0]]) if kind in ("avg", "global") else None
+    return PowerJoinStep(node.name, node.op, tuple(node.inputs), out_grid, in_grids=in_grids, decode=decode,
+                         unit=unit, r_offset=r_off, r_lo=r_lo, r_hi=r_hi, kind=kind, axis=axis,
+                         attrs=dict(node.attrs), counts=counts)
+
+
+def power_encode(r: np.ndarray, unit: float, grid: QuantParams) -> np.ndarray:
+    """The per-output power unit: the code round((r u)^a / s) of the fixed-point value r = (y + c) / u."""
+    t = (np.asarray(r, np.float64) * unit) ** float(grid.power) / float(grid.scale)
+    return np.clip(round_half_away(t), grid.qmin, grid.qmax).astype(np.int32)
