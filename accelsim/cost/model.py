@@ -33,19 +33,24 @@ MEMORY_COLUMNS = [
     "reg_bytes", "avg_dram_gbps", "peak_dram_gbps",
 ]
 # action counts beside the bytes above (array_macs: the MACs the array runs, an extra
-# zero-point column included; macs: the layer's own)
-ACTION_COLUMNS = ["array_macs", "acc_adds", "requants", "zp_window_adds", "zp_mults", "zp_adds", "power_evals"]
+# zero-point column included; macs: the layer's own; power_evals: the per-output power unit;
+# then PowerQuant's product powers, see accelsim.cost.actions)
+ACTION_COLUMNS = ["array_macs", "acc_adds", "requants", "zp_window_adds", "zp_mults", "zp_adds", "power_evals",
+                  "product_lut_reads", "decode_weight_reads", "decode_act_reads", "sum_power_evals"]
 ENERGY_COLUMNS = [f"energy_{c}_pj" for c in ENERGY_CATEGORIES] + ["energy_pj"]
 
 
 def numeric_format_hw(hw, recipe):
     """`hw` running the numeric format a recipe really uses: its weight and activation bits,
-    schemes and granularity (never more than the datapath supports: the recipe was checked).
+    schemes and granularity, and the power units only for a PowerQuant recipe (never more than
+    the datapath supports: the recipe was checked).
     The cost model prices operands at these widths, as the integer executor computes them."""
     d = hw.to_dict()
     d["precision"].update(weight_bits=recipe.weight_bits, activation_bits=recipe.activation_bits)
     d["quantization"].update(weight_scheme=recipe.weight_scheme, activation_scheme=recipe.activation_scheme,
                              weight_granularity=recipe.weight_granularity)
+    if not getattr(recipe, "power", False):  # a uniform format leaves the power units idle (their area stays)
+        d["quantization"]["power_unit"] = "none"
     from accelsim.config.validate import hw_from_dict
 
     return hw_from_dict(d, file=f"{hw.name} running {recipe.label}")
@@ -131,7 +136,8 @@ def simulate(graph, hw=None, timing: str = "native", batch: int = 1) -> Result:
             "dram_params_bytes": dr["params"], "dram_bytes": lm.dram_bytes,
             "sram_ifmap_bytes": sram["ifmap"], "sram_filter_bytes": sram["filter"],
             "sram_ofmap_bytes": sram["ofmap"], "sram_acc_bytes": sram["acc"],
-            "reg_bytes": lm.reg_bits / 8, "avg_dram_gbps": lm.avg_dram_gbps,
+            # at the widths the PE registers hold (PowerQuant's decode_lut: decoded values)
+            "reg_bytes": acts.reg_bits / 8, "avg_dram_gbps": lm.avg_dram_gbps,
             "peak_dram_gbps": lm.peak_dram_gbps,
         }
         counts = acts.as_dict()
