@@ -375,3 +375,23 @@ def test_stall_and_bandwidth_figures_of_three_tiles_by_hand():
     simulate_dram(lm, SimpleNamespace(interface_bandwidth="calc", dram_bandwidth_gbps=1.0), clock_mhz=1000)
     assert lm.stall_cycles == 0
     assert lm.peak_dram_gbps == pytest.approx(110 / 50) and lm.avg_dram_gbps == pytest.approx(330 / 150)
+
+
+def test_the_timeline_of_the_conv_carries_exactly_its_traffic_and_cycles(conv):
+    # the conv's 18 folds are cut into 2 steps each (at least ~32 steps per layer, MIN_TILES):
+    # whatever the tiling, the tiles carry every DRAM byte and every cycle exactly once
+    from accelsim.cost.overheads import layer_overheads
+    from accelsim.sim.mapping import map_layer
+    from accelsim.sim.memory import OperandBits, layer_memory
+    from accelsim.sim.timing import native_cycles
+
+    h = conv_hw()
+    info = conv.layers(1, gemm_only=True)[0]
+    ov = layer_overheads(info, h)
+    m = map_layer(info.gemm, h.pe_array)
+    lm = layer_memory([(m, 1)], info.ifmap_elems, OperandBits(WB, AB, ACC), native_cycles(m), h.memory,
+                      ov.param_bytes)
+    n = conv_counts()
+    assert lm.tile_reads.sum() == n["dram_ifmap_bytes"] + n["dram_filter_bytes"] + n["dram_params_bytes"]
+    assert lm.tile_writes.sum() == n["dram_ofmap_bytes"]
+    assert lm.tile_cycles.sum() == 18 * (16 + 4 + 4 - 2 + 4)
