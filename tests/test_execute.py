@@ -272,3 +272,16 @@ def test_input_of_the_wrong_shape(hw):
     qg = accelsim.quantize(accelsim.load_model("tiny_vgg"), "dfq", hw=hw)
     with pytest.raises(AccelsimError, match=r"expects shape \(N, 1, 28, 28\), found \(2, 1, 8, 8\)"):
         accelsim.execute(qg, hw, np.zeros((2, 1, 8, 8), np.float32), progress=False)
+
+
+def test_accumulator_magnitude_is_the_exact_sum_even_when_the_bias_does_not_fit(hw, data):
+    """A 32-bit model on a 12-bit accumulator: the folded biases wrap on load, but the bits the
+    layer needed are measured on the exact sums, so the first layer (same input) reports the same."""
+    g = accelsim.load_model("tiny_vgg")
+    qg = accelsim.quantize(g, "dfq", hw=hw)
+    x = _small(data, 2)
+    wide = accelsim.execute(qg, hw, x, progress=False).layers.set_index("layer")
+    narrow = accelsim.execute(qg, hw.replace("precision.accumulator_bits", 12), x, progress=False).layers.set_index("layer")
+    first = wide.index[0]
+    assert narrow.loc[first, "acc_max_abs"] == wide.loc[first, "acc_max_abs"]
+    assert narrow.loc[first, "overflow_events"] > 0

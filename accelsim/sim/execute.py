@@ -223,10 +223,12 @@ def _gemm(step: GemmStep, x: np.ndarray, hw, path: str, stats: _LayerStats) -> n
             window_sum = window_sum.copy()
             window_sum[:, idx] = res.out[:, :, og]
         events += res.overflow_events
-    magnitude = int(np.abs(exact).max(initial=0))
+    # the exact sums start from the folded bias itself, not from the value a narrow accumulator loaded
+    true_sum = exact + (step.accumulator_bias.reshape(G, og, 1) - bias)
+    magnitude = int(np.abs(true_sum).max(initial=0))
     if step.asymmetric_weights:
         z_w = step.weight_zero_point.reshape(G, og, 1)
-        exact_sum = np.abs(exact - z_w * cols.sum(axis=1).astype(np.int64)[:, None, :])
+        exact_sum = np.abs(true_sum - z_w * cols.sum(axis=1).astype(np.int64)[:, None, :])
         magnitude = max(magnitude, int(exact_sum.max(initial=0)))
         acc, zp_ovf = accumulate(acc - z_w * window_sum[:, None, :], bits, overflow)
         events += zp_ovf
