@@ -92,3 +92,15 @@ def test_a_saved_quantized_model_runs_and_is_priced_in_its_own_format(tmp_path):
     assert doc["summary"]["recipe"] == "dfq W4A8" and doc["provenance"]["model"]["quantized_file"]
     status, _, err = run_cli("run", "--model", str(q), "--recipe", "naive", "--no-report")
     assert status == 2 and "already quantized" in err
+
+
+def test_reports_get_the_usual_file_mode(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "r.md"
+        assert run_cli("run", "--model", "tiny_vgg", "--limit", "10", "--out", str(out))[0] == 0
+    finally:
+        os.umask(old)
+    assert (out.stat().st_mode & 0o777) == 0o644 and ((tmp_path / "r.json").stat().st_mode & 0o777) == 0o644
