@@ -119,12 +119,41 @@ def test_power_function_energy_by_unit():
     assert newton_iterations(8) == (2.4, 4) and newton_iterations(32) == (4.0, 6)
     mean4, worst4 = newton_iterations(4)
     assert mean4 == pytest.approx(1.6) and worst4 == 3
-    newton = energy_costs(hw(quantization={"power_unit": "newton"}))["power_eval_pj"]
+    # the per-output unit's input is power_output_bits wide: at 8 bits, the tabulated 2.4 iterations
+    newton = energy_costs(hw(quantization={"power_unit": "newton", "power_output_bits": 8}))["power_eval_pj"]
     add8 = 0.1 * 8 / 32
     f40 = 1.0 + (40 - 45) / (32 - 45) * (0.659 - 1.0)
     assert newton == pytest.approx(2.4 * (8 * add8 + add8 + 0.417 * 8 / 32 / f40))
-    lut = energy_costs(hw(quantization={"power_unit": "lut"}))["power_eval_pj"]
+    lut = energy_costs(hw(quantization={"power_unit": "lut", "power_output_bits": 8}))["power_eval_pj"]
     assert 0 < lut < newton
+    # at the default 20 bits the LUT has 2^20 entries of activation_bits = 8 bits (1 MiB: the 1 MB
+    # anchor) and outgrows the Newton unit (2.4 + (log2 20 - 3) / 2 x 1.6 iterations at 20 bits)
+    lut20 = energy_costs(hw(quantization={"power_unit": "lut"}))
+    assert lut20["power_eval_pj"] == pytest.approx(8 * 100 / 64)
+    assert "1048576-entry" in lut20.source["power_eval_pj"] and "derived" in lut20.source["power_eval_pj"]
+    mean20 = 2.4 + (math.log2(20) - 3) / 2 * 1.6
+    add20 = 0.1 * 20 / 32
+    newton20 = energy_costs(hw(quantization={"power_unit": "newton"}))["power_eval_pj"]
+    assert newton20 == pytest.approx(mean20 * (20 * add20 + add20 + 0.417 * 20 / 32 / f40))
+
+
+def test_power_datapath_prices_carry_their_derivation():
+    # every PowerQuant per-action energy says how it was derived, and the unused ones say so
+    for products, key, words in (("product_lut", "product_lut_read_pj", "32386 entries x 16 bits"),
+                                 ("decode_lut", "decode_weight_read_pj", "256 entries x 11 bits"),
+                                 ("decode_lut", "decode_act_read_pj", "256 entries x 10 bits"),
+                                 ("sum_power", "sum_power_eval_pj", "Newton")):
+        c = energy_costs(hw(quantization={"power_unit": "lut", "power_products": products}))
+        assert c[key] > 0 and "derived" in c.source[key] and words in c.source[key], (products, key)
+        others = {"product_lut_read_pj", "decode_weight_read_pj", "decode_act_read_pj", "sum_power_eval_pj"}
+        for k in others - {key} - ({"decode_weight_read_pj", "decode_act_read_pj"} if products == "decode_lut" else set()):
+            assert c[k] == 0 and "not in this datapath" in c.source[k]
+    off = energy_costs(hw())
+    assert all(off[k] == 0 for k in ("product_lut_read_pj", "decode_weight_read_pj", "sum_power_eval_pj"))
+    # the override keys cover them
+    c = energy_costs(hw(quantization={"power_unit": "lut"}, energy={"overrides": {"product_lut_read_pj": 1.5}}))
+    assert c["product_lut_read_pj"] == 1.5 and c.source["product_lut_read_pj"].startswith("override")
+    assert "product_lut" in energy_costs(hw(quantization={"power_unit": "lut"})).source["mac_pj"]
 
 
 # ----------------------------------------------------------------------------- overrides, config
@@ -168,10 +197,12 @@ def test_energy_is_linear_in_the_action_counts():
     c = energy_costs(hw(quantization={"power_unit": "lut"}))
     counts = {"macs": 10, "acc_adds": 12, "reg_bits": 100, "ifmap_sram_bytes": 3, "filter_sram_bytes": 4,
               "ofmap_sram_bytes": 5, "acc_sram_bytes": 6, "dram_bytes": 7, "requants": 2,
-              "zp_window_adds": 9, "zp_mults": 2, "zp_adds": 2, "power_evals": 2}
+              "zp_window_adds": 9, "zp_mults": 2, "zp_adds": 2, "power_evals": 2,
+              "product_lut_reads": 10, "decode_weight_reads": 0, "decode_act_reads": 0, "sum_power_evals": 0}
     e = energy_by_action(counts, c)
     assert tuple(e) == ENERGY_CATEGORIES
     assert e["mac"] == 10 * c["mac_pj"]
+    assert e["power_products"] == 10 * c["product_lut_read_pj"] > 0
     assert e["dram"] == 7 * 8 * c["dram_pj_per_bit"]
     assert e["zero_point"] == pytest.approx(11 * c["acc_add_pj"] + 2 * c["zp_mult_pj"])
     double = energy_by_action({k: 2 * v for k, v in counts.items()}, c)
@@ -182,8 +213,8 @@ def test_energy_is_linear_in_the_action_counts():
 
 def test_area_proxy_scales_with_widths_capacity_and_units():
     base = area_breakdown_mm2(hw())
-    assert set(base) == {"pe_array", "sram", "requant", "zero_point", "power_unit"}
-    assert base["zero_point"] == base["power_unit"] == 0
+    assert set(base) == {"pe_array", "sram", "requant", "zero_point", "power_products", "power_unit"}
+    assert base["zero_point"] == base["power_products"] == base["power_unit"] == 0
     assert area_mm2(hw()) == pytest.approx(sum(base.values()))
     # SRAM: linear in capacity (default 3 x 64 KiB)
     big = area_breakdown_mm2(hw(memory={"ifmap_sram_kib": 128, "filter_sram_kib": 128, "ofmap_sram_kib": 128}))

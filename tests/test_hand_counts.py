@@ -16,9 +16,10 @@ re-reads, no spills, no stream tiling; DRAM bandwidth ample: no stalls.
 
 Layers, on a 4 x 4 array:
 - conv: 3x3, 4 -> 8 channels, 6x6 input, no padding (the layer of tests/test_overheads.py),
-  weight stationary; asymmetric weights with an adder tree; a LUT power unit.
+  weight stationary; asymmetric weights with an adder tree; a LUT power unit (PowerQuant's
+  datapath, with its default product LUTs at the PEs).
 - depthwise: 3x3, 4 channels, 6x6 input, weight stationary, per-channel scales; a pipelined
-  Newton power unit.
+  Newton power unit (product LUTs too).
 - linear: 20 -> 6 at batch 3, output stationary.
 """
 import math
@@ -98,9 +99,15 @@ def sram_bit(kib):
     return per_bit * F32
 
 
+# PowerQuant's defaults: product-LUT outputs F = 16 bits, the per-output unit's input P = 20 bits
+F, P = 16, 20
+
+
 def prices(power_unit="none"):
     p = {
-        "mac": mult(WB, AB),
+        # with a power unit the products go through a LUT at each PE (power_products: product_lut):
+        # an unsigned |q_w| x q_x multiplier of (WB - 1) x AB bits
+        "mac": mult(WB - 1, AB) if power_unit != "none" else mult(WB, AB),
         "acc_add": add(ACC),
         "reg_bit": REG * F32 / F40,
         **{f"{b}_bit": sram_bit(KIB[b]) for b in KIB},
@@ -110,12 +117,16 @@ def prices(power_unit="none"):
         "requant": mult(ACC, 32) + add(ACC) + shift(ACC) + add(AB) + 2 * compare(AB),
         "zp_mult": mult(WB, ACC),                  # z_w (weight width) x window sum (accumulator width)
     }
-    if power_unit == "lut":   # one AB-bit read of a 2^AB x AB-bit table: 256 B = 0.25 KiB
-        p["power"] = AB * sram_bit(2**AB * AB / 8 / 1024)
-    elif power_unit == "newton":  # mean iterations at 8 bits (2.4, tabulated) x (8 adds + add + shift)
-        p["power"] = 2.4 * (AB * add(AB) + add(AB) + shift(AB))
+    if power_unit == "lut":   # one AB-bit read of a 2^P x AB-bit table: 1 MiB
+        p["power"] = AB * sram_bit(2**P * AB / 8 / 1024)
+    elif power_unit == "newton":
+        # mean iterations at P = 20 bits: 2.4 at 8, 4.0 at 32, linear in log2(bits), x (P adds + add + shift)
+        mean = 2.4 + (math.log2(P) - 3) / (5 - 3) * (4.0 - 2.4)
+        p["power"] = mean * (P * add(P) + add(P) + shift(P))
     else:
         p["power"] = 0.0
+    # the product LUT: |q_w| <= 2^(WB-1) - 1 = 7, q_x <= 255: 7 x 255 + 1 = 1786 entries of F bits
+    p["product_lut_read"] = F * sram_bit(1786 * F / 8 / 1024) if power_unit != "none" else 0.0
     return p
 
 
@@ -142,6 +153,7 @@ def expected_energy(n, p):
         # window sums and the per-output correction add run at accumulator width
         "zero_point": (n["zp_window_adds"] + n["zp_adds"]) * p["acc_add"] + n["zp_mults"] * p["zp_mult"],
         "power": n["power_evals"] * p["power"],
+        "power_products": n.get("product_lut_reads", 0) * p["product_lut_read"],
     }
 
 
@@ -189,9 +201,11 @@ def conv_counts():
         "sram_ofmap_bytes": 2 * ofmap,                                    # in from the output stage, out to DRAM
         "sram_acc_bytes": 2 * landed * ACC / 8,                           # 6912
         # ws: weight read, activation read + passed on, psum read + passed on, per MAC; plus
-        # each weight shifted into its PE once
-        "reg_bytes": (macs * (WB + 2 * AB + 2 * ACC) + K * N * WB) / 8,   # (4608 * 68 + 1152) / 8
+        # each weight shifted into its PE once; the product LUT's pipeline register (F + 1 bits)
+        # written and read per MAC
+        "reg_bytes": (macs * (WB + 2 * AB + 2 * ACC + 2 * (F + 1)) + K * N * WB) / 8,
         "array_macs": macs,                                               # adder tree: no extra column
+        "product_lut_reads": macs, "decode_weight_reads": 0, "decode_act_reads": 0, "sum_power_evals": 0,
         "acc_adds": macs + landed,                                        # 5760
         "requants": M * N,
         "zp_window_adds": M * (K - 1),    # one K-input window sum per output pixel: 560
@@ -220,7 +234,8 @@ def test_conv_symmetric_weights_drop_exactly_the_zero_point_work(conv):
     row = simulate(conv, hw()).layers.iloc[0]
     n = conv_counts()
     n.update(zp_window_adds=0, zp_mults=0, zp_adds=0, power_evals=0, total_cycles=468,
-             dram_params_bytes=24 + 5, dram_bytes=144 + 144 + 128 + 29, sram_filter_bytes=288 + 58)
+             dram_params_bytes=24 + 5, dram_bytes=144 + 144 + 128 + 29, sram_filter_bytes=288 + 58,
+             product_lut_reads=0, reg_bytes=(4608 * (WB + 2 * AB + 2 * ACC) + 36 * 8 * WB) / 8)
     check(row, n, prices("none"))
 
 
@@ -235,7 +250,8 @@ def test_conv_on_an_extra_column_runs_the_window_sums_in_the_array(conv):
              sram_acc_bytes=2 * (1152 + 9 * 16) * ACC / 8,
              # registers: the extra column's MACs move operands like any other, and its ones are
              # shifted into the PEs of column 9 like weights (made on chip, but still loaded)
-             reg_bytes=((4608 + extra_macs) * (WB + 2 * AB + 2 * ACC) + 36 * 9 * WB) / 8,
+             reg_bytes=((4608 + extra_macs) * (WB + 2 * AB + 2 * ACC + 2 * (F + 1)) + 36 * 9 * WB) / 8,
+             product_lut_reads=4608 + extra_macs,              # one table read per MAC the array runs
              # the ifmap is swept by three col folds now
              sram_ifmap_bytes=144 + 3 * 16 * 36 * AB / 8,
              total_cycles=18 * 26 + 9 * (16 + 4 + 1 - 2 + 4) + 1)
@@ -273,13 +289,14 @@ def test_depthwise_packed_every_action_and_energy_by_hand(depthwise):
         "sram_filter_bytes": 2 * filt + 2 * params,
         "sram_ofmap_bytes": 2 * ofmap,
         "sram_acc_bytes": 2 * landed * ACC / 8,
-        "reg_bytes": (macs * (WB + 2 * AB + 2 * ACC) + K * N * G * WB) / 8,
+        "reg_bytes": (macs * (WB + 2 * AB + 2 * ACC + 2 * (F + 1)) + K * N * G * WB) / 8,
         "array_macs": macs, "acc_adds": macs + landed,
         "requants": M * N * G, "zp_window_adds": 0, "zp_mults": 0, "zp_adds": 0,
-        "power_evals": M * N * G,
-        # 234 array cycles; Newton units, pipelined: worst 4 iterations x (8-cycle divide + add
-        # + shift) = 40 cycles latency, 64 / 4 = 16 busy cycles hidden: + 40
-        "total_cycles": 234 + 40, "stall_cycles": 0,
+        "power_evals": M * N * G, "product_lut_reads": macs, "decode_weight_reads": 0, "decode_act_reads": 0,
+        # 234 array cycles; Newton units on P = 20 bits, pipelined: worst 4 + (log2 20 - 3) = 5.3
+        # -> 6 iterations x (20-cycle divide + add + shift) = 132 cycles latency, 64 / 4 = 16 busy
+        # cycles hidden: + 132
+        "total_cycles": 234 + 132, "stall_cycles": 0,
     }
     row = simulate(depthwise, hw(weight_granularity="per_channel", power_unit="newton")).layers.iloc[0]
     assert (row["M"], row["K"], row["N"], row["groups"]) == (M, K, N, G)

@@ -15,7 +15,7 @@ import pytest
 import accelsim
 from accelsim.config import hw_from_dict
 from accelsim.cost import tables
-from accelsim.cost.energy import energy_costs, lut_kib, newton_iterations
+from accelsim.cost.energy import energy_costs
 from accelsim.cost.model import simulate
 from accelsim.graph.builder import GraphBuilder
 
@@ -25,6 +25,9 @@ OUTPUTS = M * N * G
 ROW_FOLDS = math.ceil(K / R)      # 9
 COL_FOLDS = math.ceil(N / C)      # 2
 PAIR_BYTES = (32 + 8) / 8         # int32 multiplier + 8-bit shift
+WB = AB = 8                       # small_hw's precision; accumulator_bits defaults to 32
+ACC = 32
+P = 20                            # power_output_bits default: the per-output unit's input
 
 
 def fold(t, cu):
@@ -146,24 +149,26 @@ def test_per_channel_weight_zero_points_with_asymmetric_weights(graph):
 
 
 def test_lut_power_unit(graph):
+    # power_unit lut turns on PowerQuant's datapath (its products default to product_lut, priced
+    # in the section below); here: the per-output unit, x -> x^a on a P = 20-bit input
     d = diff(graph, small_hw(), small_hw(power_unit="lut"), COLS)
     assert d["power_evals"] == OUTPUTS
     # one evaluation per cycle on each of C lanes: ceil(128 / 4) = 32 cycles, hidden behind 468
-    # array cycles; the last evaluation's 1-cycle latency shows
+    # array cycles; the last evaluation's 1-cycle latency shows (the product LUTs add none)
     assert d["power_unit_cycles"] == d["total_cycles"] == 1
     hw = small_hw(power_unit="lut")
-    per_eval = energy_costs(hw)["power_eval_pj"]
-    table = tables.ENERGY_TABLES["horowitz45"]["sram"]
-    from accelsim.cost.energy import sram_curve_pj_per_bit
-    assert per_eval == pytest.approx(8 * sram_curve_pj_per_bit(table, lut_kib(8)))   # 256 x 8-bit LUT
+    # one 8-bit read of a 2^20-entry x 8-bit table: 1 MiB, Horowitz's 1 MB anchor (100 pJ / 64 bits)
+    per_eval = 8 * 100 / 64
+    assert energy_costs(hw)["power_eval_pj"] == pytest.approx(per_eval)
     assert row(graph, hw)["energy_power_pj"] == pytest.approx(OUTPUTS * per_eval)
 
 
 def test_pipelined_newton_power_unit(graph):
     d = diff(graph, small_hw(), small_hw(power_unit="newton"), COLS)
-    worst = newton_iterations(8)[1]
-    assert worst == 4
-    latency = worst * (8 + 2)                                         # 40
+    # a P = 20-bit input: the worst case is 4 iterations at 8 bits, 6 at 32, linear in log2(bits):
+    # 4 + 2 (log2 20 - 3) / 2 = 5.32 -> 6
+    worst = 6
+    latency = worst * (P + 2)                                         # 6 x 22 = 132
     assert d["power_evals"] == OUTPUTS
     assert d["power_unit_cycles"] == d["total_cycles"] == latency
 
@@ -171,10 +176,19 @@ def test_pipelined_newton_power_unit(graph):
 def test_iterative_newton_power_unit_does_not_keep_pace(graph):
     d = diff(graph, small_hw(power_unit="newton"),
              small_hw(power_unit="newton", power_unit_throughput="iterative"), COLS)
-    latency = 4 * (8 + 2)
-    busy = math.ceil(OUTPUTS / C) * latency                           # 32 x 40 = 1280
+    latency = 6 * (P + 2)                                             # 132
+    busy = math.ceil(OUTPUTS / C) * latency                           # 32 x 132 = 4224
     assert d["power_unit_cycles"] == d["total_cycles"] == (busy - BASE_CYCLES + latency) - latency
     assert d["power_evals"] == 0
+
+
+def test_the_per_output_unit_is_sized_on_power_output_bits(graph):
+    # P = 12: a 2^12 x 8-bit LUT (4 KiB: below the 8 KiB anchor, on the first segment's slope 1/2)
+    lut = energy_costs(small_hw(power_unit="lut", power_output_bits=12))["power_eval_pj"]
+    assert lut == pytest.approx(8 * 10 / 64 * (4 / 8) ** 0.5)
+    # Newton at 12 bits: worst 4 + (log2 12 - 3) = 4.58 -> 5 iterations of 12 + 2 cycles
+    d = diff(graph, small_hw(), small_hw(power_unit="newton", power_output_bits=12), COLS)
+    assert d["power_unit_cycles"] == d["total_cycles"] == 5 * 14
 
 
 def test_four_bit_weights_move_half_the_filter_bytes(graph):
@@ -187,3 +201,4 @@ def test_four_bit_weights_move_half_the_filter_bytes(graph):
 
 def test_simulate_is_the_public_cost_run(graph):
     assert accelsim.simulate is simulate or accelsim.simulate.__module__ == "accelsim.cost.model"
+

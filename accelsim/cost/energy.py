@@ -3,6 +3,13 @@ then its ``energy.overrides``; and actions x energy per action.
 
 Every per-action energy is computed once, here, in ``energy_costs(hw)``; each value carries a
 provenance string (table entry, scaling applied, or "override").
+
+PowerQuant's datapath (``quantization.power_unit`` not none; issue 10, the paper's eq. 5 and
+appendix F) is described once by ``power_datapath(hw)``: the PE multiplier's operand widths,
+the PE register widths, the sizes of its tables, the per-output unit's input width. No
+published energy per access exists for any of its tables (reference/energy.md): each read is
+priced as a read of its output width from the SRAM curve at the table's own capacity (as the
+per-output LUT always was), a small table on the extrapolated first segment of the curve.
 """
 from __future__ import annotations
 
@@ -80,7 +87,98 @@ def newton_iterations(bits: int) -> tuple[float, int]:
 
 def lut_kib(activation_bits: int) -> float:
     """A power-function LUT: 2^b entries of b bits (one per b-bit input)."""
-    return (2 ** activation_bits) * activation_bits / 8 / KIB_BYTES
+    return table_kib(2 ** activation_bits, activation_bits)
+
+
+def table_kib(entries: int, bits: int) -> float:
+    """Capacity in KiB of a table of ``entries`` words of ``bits`` bits."""
+    return entries * bits / 8 / KIB_BYTES
+
+
+# --------------------------------------------------------------------------- PowerQuant's datapath
+
+
+@dataclass(frozen=True)
+class PowerDatapath:
+    """PowerQuant's datapath of one config: widths and table sizes, in one place.
+
+    products (``quantization.power_products``; "none" without a power unit):
+    - product_lut: each PE multiplies |q_w| q_x (unsigned (weight_bits-1) x activation_bits;
+      the sign of q_w is applied after, as the accumulator adds or subtracts) and the product
+      indexes a table at the PE of qmax_w qmax_x + 1 entries of power_product_frac_bits = F
+      bits, round(2^F (p / (qmax_w qmax_x))^(1/a)); one read per MAC; the lookup is one more
+      pipeline stage in the PE, behind an (F+1)-bit pipeline register (written and read once
+      per MAC). The PE registers hold the codes.
+    - decode_lut: tables at the array edges decode every code into round(2^Fd (|q|/qmax)^(1/a)),
+      Fd = power_decode_frac_bits: weights 2^weight_bits entries of Fd+1 bits (with the sign),
+      activations 2^activation_bits entries of Fd bits; one table per row at the row edge, one
+      per column at the column edge, for the operand entering there (``edge_operands``). The
+      PE multiplier is (Fd+1) x Fd bits and the PE registers hold the decoded widths.
+    - sum_power: the ablation: ordinary weight_bits x activation_bits products, and one power
+      evaluation of each accumulated sum (input width accumulator_bits) in the output lanes.
+      It runs on a Newton unit whatever ``power_unit`` says: a LUT indexed by an
+      accumulator_bits-bit sum (2^32 entries at 32 bits) is not a buildable unit.
+    In every realisation the per-output unit raises each output to the power a before it is
+    quantized for the next layer: input width power_output_bits = P; lut: one read of a
+    2^P-entry x activation_bits table, one table per column lane; newton: the iterations of a
+    P-bit input (``newton_iterations``).
+    """
+
+    products: str                      # none | product_lut | decode_lut | sum_power
+    mult_bits: tuple[int, int]         # the PE multiplier's operand widths (B operand, activation)
+    weight_reg_bits: int               # PE register widths of the operands: codes or decoded values
+    act_reg_bits: int
+    pipe_reg_bits: int                 # product_lut: the register between the lookup and the adder
+    product_lut_entries: int           # one table per PE (0: none)
+    product_lut_bits: int
+    decode_weight_entries: int         # edge tables (0: none)
+    decode_weight_bits: int
+    decode_act_entries: int
+    decode_act_bits: int
+    sum_power_bits: int                # sum_power: input width of the evaluation of each sum (0: none)
+    output_unit: str                   # the per-output x -> x^a unit: none | lut | newton
+    output_bits: int                   # its input width (power_output_bits)
+    output_lut_entries: int            # lut: one table per column lane (0: none)
+    output_lut_bits: int
+
+    def edge_operands(self, dataflow: str) -> tuple[str, str]:
+        """(operand entering at the row edge, at the column edge) for ``dataflow`` (the mapping
+        table of accelsim/sim/mapping.py: ws and os put K or M of the ifmap on rows, so the
+        ifmap enters the row edge and the filter the column edge; is holds the ifmap on K x M
+        and streams the filter along the rows)."""
+        if dataflow == "input_stationary":
+            return "weight", "activation"
+        return "activation", "weight"
+
+
+def power_datapath(hw) -> PowerDatapath:
+    """The PowerQuant datapath of ``hw`` (see ``PowerDatapath``); with ``power_unit: none`` the
+    ordinary datapath: weight_bits x activation_bits multiplier, code-width registers, no tables."""
+    q, p = hw.quantization, hw.precision
+    wb, ab = p.weight_bits, p.activation_bits
+    kw = dict(products="none", mult_bits=(wb, ab), weight_reg_bits=wb, act_reg_bits=ab, pipe_reg_bits=0,
+              product_lut_entries=0, product_lut_bits=0, decode_weight_entries=0, decode_weight_bits=0,
+              decode_act_entries=0, decode_act_bits=0, sum_power_bits=0, output_unit="none",
+              output_bits=0, output_lut_entries=0, output_lut_bits=0)
+    if q.power_unit == "none":
+        return PowerDatapath(**kw)
+    P = q.power_output_bits
+    kw.update(products=q.power_products, output_unit=q.power_unit, output_bits=P)
+    if q.power_unit == "lut":
+        kw.update(output_lut_entries=2 ** P, output_lut_bits=ab)
+    if q.power_products == "product_lut":
+        F = q.power_product_frac_bits
+        qmax_w, qmax_x = 2 ** (wb - 1) - 1, 2 ** ab - 1
+        kw.update(mult_bits=(wb - 1, ab), pipe_reg_bits=F + 1, product_lut_entries=qmax_w * qmax_x + 1,
+                  product_lut_bits=F)
+    elif q.power_products == "decode_lut":
+        Fd = q.power_decode_frac_bits
+        kw.update(mult_bits=(Fd + 1, Fd), weight_reg_bits=Fd + 1, act_reg_bits=Fd,
+                  decode_weight_entries=2 ** wb, decode_weight_bits=Fd + 1,
+                  decode_act_entries=2 ** ab, decode_act_bits=Fd)
+    else:  # sum_power
+        kw.update(sum_power_bits=p.accumulator_bits)
+    return PowerDatapath(**kw)
 
 
 # --------------------------------------------------------------------------- resolved costs
@@ -154,17 +252,22 @@ def energy_costs(hw) -> EnergyCosts:
                          hw.precision.activation_bits, hw.precision.accumulator_bits,
                          float(hw.memory.ifmap_sram_kib), float(hw.memory.filter_sram_kib),
                          float(hw.memory.ofmap_sram_kib), float(hw.memory.accumulator_kib),
-                         getattr(hw.memory, "dram_type", "table"), hw.quantization.power_unit,
+                         getattr(hw.memory, "dram_type", "table"), power_datapath(hw),
                          hw.energy.overrides)
 
 
 @lru_cache(maxsize=256)
 def _energy_costs(table: str, tech_nm: float, wb: int, ab: int, acc: int, ifmap_kib: float,
                   filter_kib: float, ofmap_kib: float, acc_kib: float, dram_type: str,
-                  power_unit: str, overrides: tuple) -> EnergyCosts:
+                  pd: PowerDatapath, overrides: tuple) -> EnergyCosts:
     p = _Prims(table, tech_nm)
     out: dict[str, tuple[float, str]] = {}
-    out["mac_pj"] = p.mult(wb, ab)
+    value, how = p.mult(*pd.mult_bits)   # (wb, ab) but in PowerQuant's product_lut / decode_lut
+    if pd.products == "product_lut":
+        how += " (PowerQuant product_lut: unsigned |q_w| x q_x, the sign applied after)"
+    elif pd.products == "decode_lut":
+        how += " (PowerQuant decode_lut: decoded (Fd+1)-bit weight x Fd-bit activation)"
+    out["mac_pj"] = (value, how)
     out["acc_add_pj"] = p.add(acc)
     out["reg_pj_per_bit"] = p.reg_bit()
     out["ifmap_sram_pj_per_bit"] = p.sram_bit(ifmap_kib)
@@ -182,7 +285,8 @@ def _energy_costs(table: str, tech_nm: float, wb: int, ab: int, acc: int, ifmap_
                          f"{tables.REQUANT_MULTIPLIER_BITS}) + add({acc}) + shift({acc}) + "
                          f"add({ab}) + 2 compare({ab}) from the {table} table")
     out["zp_mult_pj"] = p.mult(wb, acc)
-    out["power_eval_pj"] = _power_eval(p, power_unit, ab, table)
+    out["power_eval_pj"] = _power_eval(p, pd.output_unit, pd.output_bits, table, ab)
+    out.update(_power_product_costs(p, pd, table))
     pj = {k: v for k, (v, _) in out.items()}
     src = {k: s for k, (_, s) in out.items()}
     for key, value in overrides:
@@ -191,17 +295,49 @@ def _energy_costs(table: str, tech_nm: float, wb: int, ab: int, acc: int, ifmap_
     return EnergyCosts(table, tech_nm, pj, src)
 
 
-def _power_eval(p: _Prims, power_unit: str, bits: int, table: str) -> tuple[float, str]:
-    """One evaluation of the PowerQuant power function on a ``bits``-bit activation.
+def _table_read(p: _Prims, what: str, entries: int, bits: int) -> tuple[float, str]:
+    """One ``bits``-bit read of a table of ``entries`` words: the SRAM curve at its capacity."""
+    kib = table_kib(entries, bits)
+    per_bit, how = p.sram_bit(kib)
+    return bits * per_bit, (f"derived (no published per-access energy): one {bits}-bit read of {what} "
+                            f"({entries} entries x {bits} bits = {kib:.4g} KiB), priced from the SRAM "
+                            f"curve at that size; {how}")
+
+
+def _power_product_costs(p: _Prims, pd: PowerDatapath, table: str) -> dict[str, tuple[float, str]]:
+    """Per-action energies of how each product gets its 1/a power (``PowerDatapath.products``)."""
+    unused = f"not in this datapath (power_products: {pd.products})"
+    out = {k: (0.0, unused) for k in ("product_lut_read_pj", "decode_weight_read_pj", "decode_act_read_pj",
+                                      "sum_power_eval_pj")}
+    if pd.products == "product_lut":
+        out["product_lut_read_pj"] = _table_read(p, "the product LUT at a PE", pd.product_lut_entries,
+                                                 pd.product_lut_bits)
+    elif pd.products == "decode_lut":
+        out["decode_weight_read_pj"] = _table_read(p, "a weight decode table at the array edge",
+                                                   pd.decode_weight_entries, pd.decode_weight_bits)
+        out["decode_act_read_pj"] = _table_read(p, "an activation decode table at the array edge",
+                                                pd.decode_act_entries, pd.decode_act_bits)
+    elif pd.products == "sum_power":
+        value, how = _power_eval(p, "newton", pd.sum_power_bits, table, pd.sum_power_bits)
+        out["sum_power_eval_pj"] = (value, how + " (the ablation's 1/a power of each accumulated sum, "
+                                    "on a Newton unit: a LUT indexed by the sum is not buildable)")
+    return out
+
+
+def _power_eval(p: _Prims, power_unit: str, bits: int, table: str, out_bits: int | None = None) -> tuple[float, str]:
+    """One evaluation of the PowerQuant power function on a ``bits``-bit input.
 
     No published energy per evaluation exists (reference/energy.md): derived from parts.
-    lut: one read of a 2^b x b-bit table. newton: mean iterations x (divide + add + shift),
-    a b-bit restoring divide priced as b b-bit subtractions."""
+    lut: one read of a 2^b-entry table of ``out_bits``-bit words (default b). newton: mean
+    iterations x (divide + add + shift), a b-bit restoring divide priced as b b-bit
+    subtractions."""
     if power_unit == "none":
         return 0.0, "no power unit (quantization.power_unit: none)"
     if power_unit == "lut":
-        per_bit, how = p.sram_bit(lut_kib(bits))
-        return bits * per_bit, f"derived: {bits}-bit read of a {2 ** bits}-entry LUT; {how}"
+        out_bits = bits if out_bits is None else out_bits
+        per_bit, how = p.sram_bit(table_kib(2 ** bits, out_bits))
+        return out_bits * per_bit, (f"derived: {out_bits}-bit read of a {2 ** bits}-entry LUT "
+                                    f"({bits}-bit input); {how}")
     mean, _ = newton_iterations(bits)
     add, _ = p.add(bits)
     shift, _ = p.shift(bits)
@@ -226,6 +362,13 @@ ENERGY_OF_ACTION: dict[str, list[tuple[str, str, float]]] = {
     "zero_point": [("zp_window_adds", "acc_add_pj", 1.0), ("zp_mults", "zp_mult_pj", 1.0),
                    ("zp_adds", "acc_add_pj", 1.0)],
     "power": [("power_evals", "power_eval_pj", 1.0)],
+    # PowerQuant: how each product gets its 1/a power before it is accumulated (the per-output
+    # x -> x^a unit stays in "power"; the wider multiplier and registers of decode_lut stay in
+    # "mac" and "pe_reg", at the widths ``power_datapath`` gives)
+    "power_products": [("product_lut_reads", "product_lut_read_pj", 1.0),
+                       ("decode_weight_reads", "decode_weight_read_pj", 1.0),
+                       ("decode_act_reads", "decode_act_read_pj", 1.0),
+                       ("sum_power_evals", "sum_power_eval_pj", 1.0)],
 }
 ENERGY_CATEGORIES = tuple(ENERGY_OF_ACTION)
 
