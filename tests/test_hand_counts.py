@@ -412,3 +412,48 @@ def test_the_timeline_of_the_conv_carries_exactly_its_traffic_and_cycles(conv):
     assert lm.tile_reads.sum() == n["dram_ifmap_bytes"] + n["dram_filter_bytes"] + n["dram_params_bytes"]
     assert lm.tile_writes.sum() == n["dram_ofmap_bytes"]
     assert lm.tile_cycles.sum() == 18 * (16 + 4 + 4 - 2 + 4)
+
+
+# ----------------------------------------------------------------------------- more edges
+
+def test_depthwise_on_output_stationary_adds_the_bias_once_per_output(depthwise):
+    # os: the bias joins each of the M x N x G = 16 x 1 x 4 outputs as it drains; 576 MACs
+    row = simulate(depthwise, hw("output_stationary")).layers.iloc[0]
+    assert row["array_macs"] == 576 and row["requants"] == 64
+    assert row["acc_adds"] == 576 + 64
+    assert row["sram_acc_bytes"] == 0
+
+
+def test_an_iterative_power_unit_that_the_array_cannot_hide(linear):
+    # the os linear layer (56 array cycles) with iterative Newton units on P = 20-bit inputs:
+    # worst iterations 4 at 8 bits, 6 at 32, linear in log2(bits): ceil(4 + 2 (log2 20 - 3) / 2)
+    # = 6, each a P-cycle divide, an add and a shift: latency 6 x 22 = 132. 18 evaluations on 4
+    # lanes take ceil(18 / 4) = 5 rounds = 660 cycles; the layer pays 660 - 56 beyond the
+    # array, plus the last evaluation's latency
+    latency = math.ceil(4 + 2 * (math.log2(P) - 3) / 2) * (P + 2)
+    assert latency == 132
+    row = simulate(linear, hw("output_stationary", power_unit="newton", power_unit_throughput="iterative"),
+                   batch=3).layers.iloc[0]
+    assert row["power_evals"] == 18
+    assert row["power_unit_cycles"] == (5 * latency - 56) + latency
+    assert row["total_cycles"] == 56 + (5 * latency - 56) + latency
+
+
+@pytest.mark.parametrize("scheme", ["symmetric", "asymmetric"])
+def test_a_matmul_of_two_asymmetric_activations_corrects_both_zero_points(scheme):
+    # (2 heads) x (5 x 3) @ (3 x 4): M = 5, K = 3, N = 4, 2 groups; 40 outputs, 120 MACs.
+    # Both operands follow the activation scheme. B's zero-point: z_B x the row sums of A, one
+    # K-input sum per row and group (M G (K - 1) = 20 adds), a multiply-add per output; A's
+    # zero-point: z_A x the column sums of B (N G (K - 1) = 16 adds), a multiply-add per output.
+    # Nothing of it is a weight: no bias, no weight zero-point, one per-tensor requant pair.
+    b = GraphBuilder("mm")
+    b.input([2, 5, 3], name="a")
+    b.input([2, 3, 4], name="b")
+    b.add("matmul", "mm", inputs=["a", "b"])
+    row = simulate(b.build(), hw(activation_scheme=scheme)).layers.iloc[0]
+    assert (row["M"], row["K"], row["N"], row["groups"]) == (5, 3, 4, 2)
+    assert row["array_macs"] == 120 and row["requants"] == 40
+    asym = scheme == "asymmetric"
+    assert row["zp_window_adds"] == (20 + 16 if asym else 0)
+    assert row["zp_mults"] == row["zp_adds"] == (2 * 40 if asym else 0)
+    assert row["dram_params_bytes"] == 5
