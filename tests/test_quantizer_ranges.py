@@ -32,3 +32,17 @@ def test_symmetric_grid_is_signed_only_if_some_value_is_negative():
 def test_a_range_with_one_non_finite_end_is_an_error(lo, hi):
     with pytest.raises(AccelsimError, match="not finite"):
         make_qparams(lo, hi, 8, "asymmetric")
+
+
+def test_one_non_finite_channel_is_an_error():
+    with pytest.raises(AccelsimError, match="not finite"):
+        make_qparams(np.array([0.0, np.nan, -1.0]), np.array([1.0, 1.0, 1.0]), 8, "asymmetric", axis=0)
+    with pytest.raises(AccelsimError, match="not finite"):
+        make_qparams(np.array([0.0, 0.0]), np.array([1.0, np.inf]), 8, "symmetric", axis=0)
+
+
+def test_an_unsigned_symmetric_grid_takes_zero_but_not_negatives():
+    q = make_qparams(0.0, 2.0, 8, "symmetric", signed=False)      # 0 is not negative
+    assert (q.qmin, q.qmax) == (0, 255)
+    with pytest.raises(ValueError, match="cannot hold negative"):
+        make_qparams(-0.5, 2.0, 8, "symmetric", signed=False)
