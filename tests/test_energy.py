@@ -126,14 +126,14 @@ def test_power_function_energy_by_unit():
     assert newton == pytest.approx(2.4 * (8 * add8 + add8 + 0.417 * 8 / 32 / f40))
     lut = energy_costs(hw(quantization={"power_unit": "lut", "power_output_bits": 8}))["power_eval_pj"]
     assert 0 < lut < newton
-    # at the default 20 bits the LUT has 2^20 entries of activation_bits = 8 bits (1 MiB: the 1 MB
-    # anchor) and outgrows the Newton unit (2.4 + (log2 20 - 3) / 2 x 1.6 iterations at 20 bits)
-    lut20 = energy_costs(hw(quantization={"power_unit": "lut"}))
+    # at 20 bits the LUT has 2^20 entries of activation_bits = 8 bits (1 MiB: the 1 MB anchor) and
+    # outgrows the Newton unit (2.4 + (log2 20 - 3) / 2 x 1.6 iterations at 20 bits)
+    lut20 = energy_costs(hw(quantization={"power_unit": "lut", "power_output_bits": 20}))
     assert lut20["power_eval_pj"] == pytest.approx(8 * 100 / 64)
     assert "1048576-entry" in lut20.source["power_eval_pj"] and "derived" in lut20.source["power_eval_pj"]
     mean20 = 2.4 + (math.log2(20) - 3) / 2 * 1.6
     add20 = 0.1 * 20 / 32
-    newton20 = energy_costs(hw(quantization={"power_unit": "newton"}))["power_eval_pj"]
+    newton20 = energy_costs(hw(quantization={"power_unit": "newton", "power_output_bits": 20}))["power_eval_pj"]
     assert newton20 == pytest.approx(mean20 * (20 * add20 + add20 + 0.417 * 20 / 32 / f40))
 
 

@@ -43,7 +43,8 @@ def hw(dataflow="weight_stationary", **quantization):
         "pe_array": {"rows": R, "cols": C, "dataflow": dataflow, "weight_preload": "serial"},
         "precision": {"weight_bits": WB, "activation_bits": AB, "accumulator_bits": ACC},
         "quantization": {"weight_scheme": "symmetric", "activation_scheme": "symmetric",
-                         "weight_granularity": "per_tensor", "power_unit": "none", **quantization},
+                         "weight_granularity": "per_tensor", "power_unit": "none",
+                         "power_output_bits": 20, **quantization},  # P = 20 here (the shipped default is 12)
         "memory": {"ifmap_sram_kib": KIB["ifmap"], "filter_sram_kib": KIB["filter"],
                    "ofmap_sram_kib": KIB["ofmap"], "accumulator_sram_kib": KIB["acc"],
                    "dram_bandwidth_gbps": 1e9},
@@ -99,7 +100,7 @@ def sram_bit(kib):
     return per_bit * F32
 
 
-# PowerQuant's defaults: product-LUT outputs F = 16 bits, the per-output unit's input P = 20 bits
+# PowerQuant's fields: product-LUT outputs F = 16 bits (default), the per-output unit's input P = 20 bits (set by hw())
 F, P = 16, 20
 
 

@@ -28,7 +28,7 @@ COL_FOLDS = math.ceil(N / C)      # 2
 PAIR_BYTES = (32 + 8) / 8         # int32 multiplier + 8-bit shift
 WB = AB = 8                       # small_hw's precision; accumulator_bits defaults to 32
 ACC = 32
-P = 20                            # power_output_bits default: the per-output unit's input
+P = 20                            # power_output_bits set by small_hw: the per-output unit's input
 
 
 def fold(t, cu):
@@ -44,7 +44,8 @@ def small_hw(**quantization):
         "pe_array": {"rows": R, "cols": C, "dataflow": "weight_stationary"},
         "precision": {"weight_bits": 8, "activation_bits": 8},
         "quantization": {"weight_scheme": "symmetric", "activation_scheme": "symmetric",
-                         "weight_granularity": "per_tensor", "power_unit": "none", **quantization},
+                         "weight_granularity": "per_tensor", "power_unit": "none",
+                         "power_output_bits": 20, **quantization},  # P = 20 here (the shipped default is 12)
         "memory": {"ifmap_sram_kib": 1024, "filter_sram_kib": 1024, "ofmap_sram_kib": 1024,
                    "dram_bandwidth_gbps": 1e9},
     })

@@ -9,7 +9,7 @@ import pandas as pd
 from .output import markdown_table
 
 ENERGY_ORDER = ("mac", "acc_add", "pe_reg", "ifmap_sram", "filter_sram", "ofmap_sram", "acc_sram", "dram",
-                "requant", "zero_point", "power")
+                "requant", "zero_point", "power", "power_products")
 
 
 def _n(v: float) -> str:
