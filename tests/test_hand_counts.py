@@ -457,3 +457,28 @@ def test_a_matmul_of_two_asymmetric_activations_corrects_both_zero_points(scheme
     assert row["zp_window_adds"] == (20 + 16 if asym else 0)
     assert row["zp_mults"] == row["zp_adds"] == (2 * 40 if asym else 0)
     assert row["dram_params_bytes"] == 5
+
+
+def test_the_timeline_of_two_packed_group_sets_carries_each_parameter_byte_once():
+    # 8 depthwise channels: two sets of q = 4 packed groups (the packing above, twice); each
+    # set's folds bring the parameters of its own 4 channels: 8 biases (3 B) and 8 pairs (5 B)
+    from accelsim.cost.overheads import layer_overheads
+    from accelsim.sim.mapping import map_layer
+    from accelsim.sim.memory import OperandBits, layer_memory
+    from accelsim.sim.timing import native_cycles
+
+    b = GraphBuilder("dw8")
+    b.input((8, 6, 6))
+    b.add("conv2d", name="dw", out_channels=8, kernel=3, groups=8)
+    h = hw(weight_granularity="per_channel")
+    info = b.build().layers(1, gemm_only=True)[0]
+    ov = layer_overheads(info, h)
+    m = map_layer(info.gemm, h.pe_array)
+    assert (m.groups_per_fold, m.group_sets) == (4, 2)
+    lm = layer_memory([(m, 1)], info.ifmap_elems, OperandBits(WB, AB, ACC), native_cycles(m), h.memory,
+                      ov.param_bytes)
+    params = 8 * ACC / 8 + 8 * (32 + 8) / 8
+    assert lm.dram_read_bytes["params"] == params
+    # ifmap 8 x 36 B, filter 8 x 9 x 4 bits, params: all of it read through the timeline once
+    assert lm.tile_reads.sum() == pytest.approx(8 * 36 * AB / 8 + 8 * 9 * WB / 8 + params, rel=1e-12)
+    assert lm.tile_writes.sum() == pytest.approx(8 * 16 * AB / 8, rel=1e-12)
