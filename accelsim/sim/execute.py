@@ -34,7 +34,7 @@ import pandas as pd
 from numba import njit
 
 from ..errors import AccelsimError
-from ..graph.run import _blas_single_thread, _out_hw, _pad, _pool_geometry, _tap, _windows, maxpool_forward, run_node
+from ..graph.run import _as_inputs, _blas_single_thread, _out_hw, _pad, _pool_geometry, _tap, _windows, maxpool_forward, run_node
 from ..quant.quantizers import pad_code
 from ..quant.rounding import round_half_away, rounding_shift
 from .accumulator import accumulate, accumulator_range
@@ -264,19 +264,23 @@ def _rescale(step: RescaleStep, xs: list[np.ndarray]) -> np.ndarray:
     return np.clip(out, step.clamp_lo, step.clamp_hi).astype(np.int32)
 
 
+def _window_sums(d: np.ndarray, kind: str, attrs) -> np.ndarray:
+    """Integer sums over each pooling window (global: the whole map); padding adds 0."""
+    if kind == "global":
+        return d.sum(axis=(2, 3), keepdims=True)
+    kernel, stride, (t, l, b, r), (ho, wo), (eb, er) = _pool_geometry(d, attrs)
+    dp = _pad(d, (t, l, b + eb, r + er), 0)
+    sums = np.zeros(d.shape[:2] + (ho, wo), np.int64)
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            sums += _tap(dp, i, j, stride, (1, 1), ho, wo)
+    return sums
+
+
 def _pool(step: PoolStep, x: np.ndarray) -> np.ndarray:
     if step.kind == "max":  # codes are exact in float32; the max commutes with dequantization
         return maxpool_forward(x.astype(np.float32), step.attrs).astype(np.int32)
-    d = x.astype(np.int64) - int(step.in_grid.zero_point)  # padding adds 0 to the window sums
-    if step.kind == "global":
-        sums = d.sum(axis=(2, 3), keepdims=True)
-    else:
-        kernel, stride, (t, l, b, r), (ho, wo), (eb, er) = _pool_geometry(x, step.attrs)
-        dp = _pad(d, (t, l, b + eb, r + er), 0)
-        sums = np.zeros(d.shape[:2] + (ho, wo), np.int64)
-        for i in range(kernel[0]):
-            for j in range(kernel[1]):
-                sums += _tap(dp, i, j, stride, (1, 1), ho, wo)
+    sums = _window_sums(x.astype(np.int64) - int(step.in_grid.zero_point), step.kind, step.attrs)
     out = int(step.out_grid.zero_point) + rounding_shift(sums * step.multiplier, step.shift)
     return np.clip(out, step.clamp_lo, step.clamp_hi).astype(np.int32)
 
@@ -364,17 +368,8 @@ def _power_join(step: PowerJoinStep, xs: list[np.ndarray]) -> np.ndarray:
             r = r + v
     elif step.kind == "concat":
         r = np.concatenate(vals, axis=step.axis)
-    else:
-        d = vals[0]  # padding decodes to 0: it adds nothing to the window sums
-        if step.kind == "global":
-            sums = d.sum(axis=(2, 3), keepdims=True)
-        else:
-            kernel, stride, (t, l, b, rr), (ho, wo), (eb, er) = _pool_geometry(d, step.attrs)
-            dp = _pad(d, (t, l, b + eb, rr + er), 0)
-            sums = np.zeros(d.shape[:2] + (ho, wo), np.int64)
-            for i in range(kernel[0]):
-                for j in range(kernel[1]):
-                    sums += _tap(dp, i, j, stride, (1, 1), ho, wo)
+    else:  # padding decodes to 0: it adds nothing to the window sums
+        sums = _window_sums(vals[0], step.kind, step.attrs)
         counts = step.counts
         r = np.sign(sums) * ((np.abs(sums) + counts // 2) // counts)  # rounding division, ties away from zero
     r = np.clip(r + step.r_offset, step.r_lo, step.r_hi)
@@ -434,31 +429,6 @@ def _resolve_hw(qgraph, hw):
     return load_hw(hw or qgraph.hw_name or "edge-npu-16x16")
 
 
-def _feeds(prog: IntegerProgram, x) -> dict[str, np.ndarray]:
-    names = list(prog.input_shapes)
-    if isinstance(x, Mapping):
-        missing = [n for n in names if n not in x]
-        if missing or set(x) - set(names):
-            raise AccelsimError(f"{prog.name} takes inputs {names}; found {sorted(x)}")
-        feeds = {n: np.asarray(x[n], np.float32) for n in names}
-    else:
-        if len(names) != 1:
-            raise AccelsimError(f"{prog.name} has inputs {names}: pass {{name: array}}")
-        feeds = {names[0]: np.asarray(x, np.float32)}
-    batch = None
-    for name, arr in feeds.items():
-        want = prog.input_shapes[name]
-        if arr.ndim != len(want) + 1 or tuple(arr.shape[1:]) != want:
-            raise AccelsimError(f"{prog.name}: input '{name}' expects shape (N, {', '.join(map(str, want))}), "
-                                f"found {tuple(arr.shape)}")
-        if batch is not None and arr.shape[0] != batch:
-            raise AccelsimError(f"{prog.name}: inputs have different batch sizes")
-        batch = arr.shape[0]
-    if not batch:
-        raise AccelsimError(f"{prog.name}: empty batch")
-    return feeds
-
-
 def execute(qgraph, hw=None, x=None, *, path: str = "auto", batch_size: int | None = None,
             threads: int | None = None, progress: bool = True) -> ExecResult:
     """Run `qgraph` in integers on `hw` (a HwConfig, config name or file; default: the config
@@ -475,7 +445,7 @@ def execute(qgraph, hw=None, x=None, *, path: str = "auto", batch_size: int | No
     hw = _resolve_hw(qgraph, hw)
     check_runs_on(qgraph, hw)
     prog = lower(qgraph, hw)
-    feeds = _feeds(prog, x)
+    feeds = _as_inputs(qgraph.graph, x)  # the same checks and messages as Graph.run
     n = next(iter(feeds.values())).shape[0]
     chunk = int(batch_size or DEFAULT_BATCH_SIZE)
     if chunk < 1:
