@@ -155,9 +155,15 @@ def simulate(graph, hw=None, timing: str = "native", batch: int = 1) -> Result:
     summary = _summary(base.summary, layers, hw, batch, area_hw)
     if qgraph is not None:
         summary["hw"] = area_hw.name
-        summary["numeric_format"] = (f"{qgraph.recipe.label}: {hw.quantization.weight_scheme} "
-                                     f"{hw.quantization.weight_granularity} weights, "
-                                     f"{hw.quantization.activation_scheme} activations")
+        q = hw.quantization
+        if getattr(qgraph.recipe, "power", False):
+            a = qgraph.info.get("power_exponent")
+            summary["numeric_format"] = (f"{qgraph.recipe.label}: power grids (a = {a:.3g}), "
+                                         f"{q.weight_granularity} weights, products by {q.power_products}, "
+                                         f"per-output {q.power_unit} unit")
+        else:
+            summary["numeric_format"] = (f"{qgraph.recipe.label}: {q.weight_scheme} {q.weight_granularity} weights, "
+                                         f"{q.activation_scheme} activations")
     return Result(layers, summary)
 
 

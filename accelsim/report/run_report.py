@@ -57,8 +57,8 @@ def sections(result) -> list[tuple[str, list[tuple[str, str]]]]:
             ("overflow events", f"{_n(s['overflow_events'])} in {s['layers_overflowing']} layers "
                                 f"({s['overflow_events_per_image']:.3g} per image)"),
             ("accumulator bits needed", f"{s['accumulator_bits_needed']} of {s['accumulator_bits']}"),
-            ("paths", f"fast (bound proves no overflow) {_n(s['fast_rows'])} rows, array (numba kernels) "
-                      f"{_n(s['array_rows'])} rows"),
+            ("paths", f"fast (bound proves no overflow) {_n(s['fast_rows'])} rows, array (numba kernels in the "
+                      f"array's accumulation order) {_n(s['array_rows'])} rows"),
         ]),
         ("time (s)", [
             ("wall", f"{t['total']:.2f}: load {t['load']:.2f}, quantize {t['quantize']:.2f}, fp32 {t['fp32']:.2f}, "
