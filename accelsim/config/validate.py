@@ -11,11 +11,15 @@ import numbers
 import warnings
 from typing import Any
 
+import numpy as np
+
 from accelsim.config.hw import AccumulatorWarning, HwConfig
 from accelsim.cost.tables import OVERRIDE_KEYS
 from accelsim.errors import ConfigError
 
 TOP_LEVEL = "(top level)"
+#: no integer field is larger (an int64 sum of a few of them still cannot overflow)
+INT_LIMIT = 2**31 - 1
 
 
 def hw_from_dict(d: Any, file: str | None = None) -> HwConfig:
@@ -69,6 +73,9 @@ def _check_value(meta: dict, value: Any, path: str, file: str | None) -> Any:
     elif kind == "int":
         if isinstance(value, numbers.Integral) and not isinstance(value, bool):
             value = int(value)
+            if value > INT_LIMIT and meta["hi"] is None:
+                raise ConfigError(file, path, f"expected {_expected(meta)} of at most {INT_LIMIT}; "
+                                  f"found {describe(value)}")
             if _in_range(meta, value):
                 return value
     elif kind == "number":
@@ -140,18 +147,30 @@ def _expected(meta: dict) -> str:
 
 
 def describe(value: Any) -> str:
-    """How a found value is named in messages: its YAML type and (short) value."""
+    """How a found value is named in messages: its YAML type and (short) value.
+
+    The one describer of accelsim: configs, recipes, graphs, ONNX attributes, datasets and
+    command-line values all use it. Always short and on one line (control characters are
+    escaped, long strings cut, integers beyond int64 summarised, arrays by shape and dtype)."""
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (bool, np.bool_)):
+        return f"the boolean {str(bool(value)).lower()}"
     if isinstance(value, numbers.Integral):
+        value = int(value)
+        if value.bit_length() > 63:
+            digits = int(value.bit_length() * 0.30103) + 1
+            return f"an integer beyond int64 (about {digits} digits)"
         return f"the integer {value}"
     if isinstance(value, numbers.Real):
-        return f"the float {value}"
+        return f"the float {float(value)!r}"
     if isinstance(value, str):
         text = value if len(value) <= 40 else value[:37] + "..."
         return f"the string {text!r}" if value else "an empty string"
+    if isinstance(value, bytes):
+        return f"{len(value)} bytes"
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {tuple(value.shape)} and dtype {value.dtype}"
     if isinstance(value, (list, tuple)):
         return f"a list of {len(value)} item{'s' if len(value) != 1 else ''}"
     if isinstance(value, dict):
