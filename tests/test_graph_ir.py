@@ -93,7 +93,7 @@ def test_concat_and_add_shapes():
         (lambda b: b.add("conv2d", "c", out_channels=4), "needs attribute 'kernel'"),
         (lambda b: b.add("conv2d", "c", out_channels=4, kernel=3, strides=2), "did you mean 'stride'"),
         (lambda b: b.add("conv2d", "c", out_channels=-4, kernel=3), "expected a positive integer"),
-        (lambda b: b.add("conv2d", "c", out_channels=4, kernel=3, padding=-1), "padding must be >= 0"),
+        (lambda b: b.add("conv2d", "c", out_channels=4, kernel=3, padding=-1), r"c'\.padding: expected padding >= 0.*; found the integer -1"),
         (lambda b: b.add("conv2d", "c", out_channels=4, kernel=True), "expected an integer or a pair"),
         (lambda b: b.add("convolution", "c"), "unknown op 'convolution'"),
         (lambda b: b.add("relu", "r", inputs=["nowhere"]), "reads 'nowhere', which is not defined"),
@@ -127,7 +127,7 @@ def test_zoo_yaml_round_trips(name, tmp_path):
 def test_yaml_errors_name_file_and_position(tmp_path):
     bad = tmp_path / "net.yaml"
     bad.write_text("name: x\ninputs: [{name: input, shape: [3, 8, 8]}]\nlayers:\n  - {name: c, op: conv2d, kernel: [3\n")
-    with pytest.raises(GraphError, match=r"net.yaml: YAML syntax error at line \d+, column \d+"):
+    with pytest.raises(GraphError, match=r"net.yaml: line \d+, column \d+: expected valid YAML; found a syntax error"):
         load_graph_yaml(bad)
     bad.write_text("name: x\ninputs: [{name: input, shape: [3, 8, 8]}]\nlayers:\n  - {name: c, op: conv3d}\n")
     with pytest.raises(GraphError, match=r"net.yaml: layer 'c': unknown op 'conv3d' \(did you mean 'conv2d'\?\)"):

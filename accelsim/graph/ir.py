@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from ..errors import GraphError
-from .ops import GEMM_OPS, OPS, GemmView, Shape, parse_attrs
+from .ops import GEMM_OPS, OPS, GemmView, Shape, check_count, parse_attrs
 
 
 @dataclass
@@ -109,29 +109,33 @@ class Graph:
         where = source or name
         for node in self.nodes:
             if node.name in self._index:
-                raise GraphError(f"{where}: layer name '{node.name}' is used twice")
+                raise GraphError(f"{where}: layer '{node.name}'.name: expected a unique layer name; "
+                                 f"found '{node.name}' again (the layer name is used twice)")
             spec = OPS.get(node.op)
             if spec is None:
                 parse_attrs(node.op, {}, f"{where}: layer '{node.name}'")  # raises with suggestions
             for inp in node.inputs:
                 if inp not in self._index:
                     raise GraphError(
-                        f"{where}: layer '{node.name}' reads '{inp}', which is not defined before it"
+                        f"{where}: layer '{node.name}'.inputs: expected names of layers defined before it; "
+                        f"found {inp!r} (layer '{node.name}' reads '{inp}', which is not defined before it)"
                     )
             n_in = len(node.inputs)
             if (spec.n_inputs is None and n_in < 1) or (spec.n_inputs is not None and n_in != spec.n_inputs):
                 expected = "one or more" if spec.n_inputs is None else str(spec.n_inputs)
-                raise GraphError(f"{where}: layer '{node.name}' ({node.op}) takes {expected} inputs, found {n_in}")
+                raise GraphError(f"{where}: layer '{node.name}'.inputs: expected {expected} inputs for "
+                                 f"{node.op} ({node.op} takes {expected} inputs); found {n_in}")
             self._index[node.name] = node
         if not self.inputs:
-            raise GraphError(f"{where}: the graph has no input")
+            raise GraphError(f"{where}: inputs: expected at least one input; found none (the graph has no input)")
         consumed = {i for n in self.nodes for i in n.inputs}
         self.outputs = list(outputs) if outputs is not None else [
             n.name for n in self.nodes if n.name not in consumed and n.op != "input"
         ]
         for out in self.outputs:
             if out not in self._index:
-                raise GraphError(f"{where}: output '{out}' is not a layer of the graph")
+                raise GraphError(f"{where}: outputs: expected names of layers; found {out!r} "
+                                 f"(output '{out}' is not a layer of the graph)")
         self._shape_cache: dict[int, dict[str, Shape]] = {}
 
     # ------------------------------------------------------------------ container protocol
@@ -175,8 +179,14 @@ class Graph:
     # ------------------------------------------------------------------ shapes and counts
     def shapes(self, batch: int = 1) -> dict[str, Shape]:
         """Output shape of every node at batch size `batch`."""
-        if batch < 1:
-            raise GraphError(f"batch size must be >= 1, found {batch}")
+        import numbers
+
+        if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or not 1 <= batch <= 2**31 - 1:
+            from ..config.validate import describe
+
+            raise GraphError(f"batch: expected an integer in 1..{2**31 - 1} (batch size must be >= 1); "
+                             f"found {describe(batch)}")
+        batch = int(batch)
         if batch not in self._shape_cache:
             where = self.source or self.name
             shapes: dict[str, Shape] = {}
@@ -188,6 +198,7 @@ class Graph:
                     raise GraphError(f"{where}: layer '{node.name}' ({node.op}): {exc}") from None
                 if node.op == "input":
                     out = (batch,) + out
+                check_count(math.prod(out), f"{where}: layer '{node.name}' ({node.op}): output elements at batch {batch}")
                 shapes[node.name] = out
                 for key, shape in _expected_param_shapes(node, in_shapes).items():
                     arr = node.params.get(key)
@@ -206,10 +217,15 @@ class Graph:
         spec = OPS[node.op]
         gemm = spec.gemm(node.attrs, in_shapes, out) if node.op in GEMM_OPS else None
         w, b = _weight_counts(node, in_shapes)
+        where = f"{self.source or self.name}: layer '{name}' ({node.op})"
+        if gemm is not None:
+            check_count(gemm.macs, f"{where}: MACs at batch {batch}")
+        check_count(w, f"{where}: weights")
         return LayerInfo(name, node.op, tuple(in_shapes), out, gemm, w, b)
 
     def layers(self, batch: int = 1, gemm_only: bool = False) -> list[LayerInfo]:
         infos = [self.layer(n.name, batch) for n in self.nodes if n.op != "input"]
+        check_count(sum(i.macs for i in infos), f"{self.source or self.name}: MACs of the graph at batch {batch}")
         return [i for i in infos if i.gemm] if gemm_only else infos
 
     def total_macs(self, batch: int = 1) -> int:

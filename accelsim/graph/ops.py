@@ -32,75 +32,126 @@ class GemmView:
 
 
 # ----------------------------------------------------------------------------- attribute parsing
+#
+# Every parser names the field (`what`: "<file>: layer 'x'.<attr>") and describes what it found
+# the one way accelsim does (`config.validate.describe`): "expected ...; found ...".
+
+#: the largest dimension, size or attribute a graph may state (products are checked separately)
+MAX_DIM = 2**31 - 1
+#: the largest element or MAC count of one layer: the cost model counts in int64 and prices in
+#: float64, exact below 2^53
+MAX_COUNT = 2**53
+
+
+def _describe(value: Any) -> str:
+    from ..config.validate import describe
+
+    return describe(value)
+
+
+def _is_int(v: Any) -> bool:
+    import numbers
+
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and type(v).__name__ != "bool_"
+
+
+def _fail(what: str, expected: str, value: Any) -> GraphError:
+    return GraphError(f"{what}: expected {expected}; found {_describe(value)}")
+
+
+def _bounded(v: Any, what: str, expected: str, value: Any, lo: int = -MAX_DIM) -> int:
+    v = int(v)
+    if not lo <= v <= MAX_DIM:
+        raise _fail(what, f"{expected} (each in {lo}..{MAX_DIM})", value)
+    return v
 
 
 def _pair(value: Any, what: str) -> tuple[int, int]:
-    if isinstance(value, bool):
-        raise GraphError(f"{what}: expected an integer or a pair of integers, found {value!r}")
-    if isinstance(value, int):
-        return (value, value)
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value
-    ):
-        return (int(value[0]), int(value[1]))
-    raise GraphError(f"{what}: expected an integer or a pair of integers, found {value!r}")
+    expected = "an integer or a pair of integers"
+    if _is_int(value):
+        v = _bounded(value, what, expected, value)
+        return (v, v)
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_int(v) for v in value):
+        return (_bounded(value[0], what, expected, value), _bounded(value[1], what, expected, value))
+    raise _fail(what, expected, value)
 
 
 def _pads(value: Any, what: str) -> tuple[int, int, int, int]:
     """Padding as (top, left, bottom, right). Accepts p, [ph, pw] or [top, left, bottom, right]."""
-    if isinstance(value, (list, tuple)) and len(value) == 4 and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value
-    ):
-        pads = tuple(int(v) for v in value)
-    else:
+    expected = "padding >= 0: p, [ph, pw] or [top, left, bottom, right]"
+    if isinstance(value, (list, tuple)) and len(value) == 4 and all(_is_int(v) for v in value):
+        pads = tuple(_bounded(v, what, expected, value, lo=0) for v in value)
+    elif _is_int(value) or isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_int(v) for v in value):
         ph, pw = _pair(value, what)
         pads = (ph, pw, ph, pw)
+    else:
+        raise _fail(what, expected, value)
     if min(pads) < 0:
-        raise GraphError(f"{what}: padding must be >= 0, found {value!r}")
+        raise _fail(what, expected, value)
     return pads  # type: ignore[return-value]
 
 
 def _positive_pair(value: Any, what: str) -> tuple[int, int]:
     pair = _pair(value, what)
     if min(pair) < 1:
-        raise GraphError(f"{what}: expected values >= 1, found {value!r}")
+        raise _fail(what, "an integer >= 1 or a pair of them", value)
     return pair
 
 
 def _positive_int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise GraphError(f"{what}: expected a positive integer, found {value!r}")
-    return value
+    if not _is_int(value) or not 1 <= value <= MAX_DIM:
+        raise _fail(what, f"a positive integer (at most {MAX_DIM})", value)
+    return int(value)
 
 
 def _int_list(value: Any, what: str) -> tuple[int, ...]:
-    if not isinstance(value, (list, tuple)) or not all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value
-    ):
-        raise GraphError(f"{what}: expected a list of integers, found {value!r}")
+    expected = "a list of integers"
+    if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value) or len(value) > 64:
+        raise _fail(what, expected + " (at most 64)", value)
+    return tuple(_bounded(v, what, expected, value) for v in value)
+
+
+def _shape(value: Any, what: str) -> tuple[int, ...]:
+    if (not isinstance(value, (list, tuple)) or not value or len(value) > 8
+            or not all(_is_int(v) and 1 <= v <= MAX_DIM for v in value)):
+        raise _fail(what, f"a list of 1 to 8 positive integers (each at most {MAX_DIM}), e.g. [3, 224, 224]", value)
+    total = math.prod(int(v) for v in value)
+    if total > MAX_COUNT:
+        raise GraphError(f"{what}: expected at most {MAX_COUNT:,} elements per sample; found "
+                         f"{'x'.join(map(str, value))} = {total:.3g}")
     return tuple(int(v) for v in value)
 
 
 def _int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise GraphError(f"{what}: expected an integer, found {value!r}")
-    return value
+    if not _is_int(value) or not -64 <= value <= 64:
+        raise _fail(what, "an integer in -64..64", value)
+    return int(value)
 
 
 def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise GraphError(f"{what}: expected a number, found {value!r}")
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise _fail(what, "a positive finite number", value)
     return float(value)
 
 
 def _bool(value: Any, what: str) -> bool:
     if not isinstance(value, bool):
-        raise GraphError(f"{what}: expected true or false, found {value!r}")
+        raise _fail(what, "true or false", value)
     return value
 
 
 def _ident(value: Any, what: str) -> Any:
     return value
+
+
+def check_count(count: int, what: str) -> int:
+    """A layer's element or MAC count, checked against what the cost model can count."""
+    if count > MAX_COUNT:
+        raise GraphError(f"{what}: expected at most {MAX_COUNT:,} (2^53, what the cost model counts "
+                         f"exactly); found {count:.3g}")
+    return count
 
 
 # ----------------------------------------------------------------------------- op specs
@@ -313,7 +364,7 @@ _POOL_ATTRS = {
 OPS: dict[str, OpSpec] = {
     spec.name: spec
     for spec in [
-        OpSpec("input", {"shape": (_int_list, REQUIRED)}, 0, _input_infer),
+        OpSpec("input", {"shape": (_shape, REQUIRED)}, 0, _input_infer),
         OpSpec("conv2d", _CONV_ATTRS, 1, _conv_infer, _conv_gemm, ("weight", "bias")),
         OpSpec(
             "linear",
@@ -364,7 +415,7 @@ def parse_attrs(op: str, raw: dict[str, Any], where: str) -> dict[str, Any]:
 
         near = difflib.get_close_matches(op, OPS, n=1)
         hint = f" (did you mean '{near[0]}'?)" if near else ""
-        raise GraphError(f"{where}: unknown op '{op}'{hint}; known ops: {', '.join(sorted(OPS))}")
+        raise GraphError(f"{where}: unknown op {op!r}{hint}; expected one of: {', '.join(sorted(OPS))}")
     unknown = set(raw) - set(spec.attrs)
     if unknown:
         import difflib
@@ -373,13 +424,15 @@ def parse_attrs(op: str, raw: dict[str, Any], where: str) -> dict[str, Any]:
         near = difflib.get_close_matches(key, spec.attrs, n=1)
         hint = f" (did you mean '{near[0]}'?)" if near else ""
         allowed = ", ".join(spec.attrs) or "none"
-        raise GraphError(f"{where}: op '{op}' has no attribute '{key}'{hint}; allowed: {allowed}")
+        raise GraphError(f"{where}.{key}: expected an attribute of op '{op}' ({allowed}); found unknown "
+                         f"attribute {key!r}{hint} (op '{op}' has no attribute '{key}')")
     attrs: dict[str, Any] = {}
     for key, (parse, default) in spec.attrs.items():
         if key in raw:
             attrs[key] = parse(raw[key], f"{where}.{key}")
         elif default is REQUIRED:
-            raise GraphError(f"{where}: op '{op}' needs attribute '{key}'")
+            raise GraphError(f"{where}.{key}: expected {key} (op '{op}' needs attribute '{key}'); "
+                             "found nothing: the key is missing")
         else:
             attrs[key] = default
     if op in ("maxpool", "avgpool") and attrs["stride"] is None:

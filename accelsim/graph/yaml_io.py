@@ -22,50 +22,113 @@ from .ops import OPS, REQUIRED, _pads
 _TOP_KEYS = {"name", "description", "source", "inputs", "layers", "outputs"}
 
 
+def _describe(value: Any) -> str:
+    from ..config.validate import describe
+
+    return describe(value)
+
+
+def _name(value: Any, where: str, field: str) -> str:
+    if not isinstance(value, str) or not value.strip() or "\n" in value or len(value) > 200:
+        raise GraphError(f"{where}: {field}: expected a name (a non-empty one-line string of at most "
+                         f"200 characters); found {_describe(value)}")
+    return value
+
+
+def _names(value: Any, where: str, field: str) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise GraphError(f"{where}: {field}: expected a list of layer names; found {_describe(value)}")
+    return [_name(v, where, f"{field}[{i}]") for i, v in enumerate(value)]
+
+
 def graph_from_dict(doc: Any, where: str) -> Graph:
+    """A Graph from a YAML-shaped dict; every error names `where` (the file) and the field."""
     if not isinstance(doc, dict):
-        raise GraphError(f"{where}: expected a mapping with 'name', 'inputs' and 'layers', found {type(doc).__name__}")
-    unknown = set(doc) - _TOP_KEYS
-    if unknown:
-        raise GraphError(f"{where}: unknown key '{sorted(unknown)[0]}'; allowed: {', '.join(sorted(_TOP_KEYS))}")
+        found = "an empty document" if doc is None else _describe(doc)
+        raise GraphError(f"{where}: (top level): expected a mapping with keys name, inputs, layers; found {found}")
+    for key in doc:
+        if key not in _TOP_KEYS:
+            raise GraphError(f"{where}: {key}: expected one of the keys {', '.join(sorted(_TOP_KEYS))}; "
+                             f"found unknown key {key!r}")
     for key in ("name", "inputs", "layers"):
         if key not in doc:
-            raise GraphError(f"{where}: missing key '{key}'")
-    if not isinstance(doc["inputs"], list) or not isinstance(doc["layers"], list):
-        raise GraphError(f"{where}: 'inputs' and 'layers' must be lists")
+            raise GraphError(f"{where}: {key}: expected {key} (required); found nothing: the key is missing")
+    _name(doc["name"], where, "name")
+    for key in ("description", "source"):
+        if key in doc and not isinstance(doc[key], str):
+            raise GraphError(f"{where}: {key}: expected a string; found {_describe(doc[key])}")
+    for key in ("inputs", "layers"):
+        if not isinstance(doc[key], list):
+            raise GraphError(f"{where}: {key}: expected a list; found {_describe(doc[key])}")
     nodes: list[Node] = []
+    defined: dict[str, str] = {}
+
+    def define(name: str, field: str) -> None:
+        if name in defined:
+            raise GraphError(f"{where}: {field}: expected a unique layer name; found {name!r}, "
+                             f"already the name of {defined[name]}")
+        defined[name] = field
+
     for i, inp in enumerate(doc["inputs"]):
+        field = f"inputs[{i}]"
         if not isinstance(inp, dict) or set(inp) != {"name", "shape"}:
-            raise GraphError(f"{where}: inputs[{i}]: expected {{name: ..., shape: [C, H, W]}}, found {inp!r}")
-        nodes.append(make_node(where, str(inp["name"]), "input", (), {"shape": inp["shape"]}))
+            raise GraphError(f"{where}: {field}: expected a mapping {{name: ..., shape: [C, H, W]}}; "
+                             f"found {_describe(inp)}")
+        name = _name(inp["name"], where, f"{field}.name")
+        define(name, field)
+        nodes.append(make_node(where, name, "input", (), {"shape": inp["shape"]}))
+    if not nodes:
+        raise GraphError(f"{where}: inputs: expected at least one input; found an empty list")
     for i, layer in enumerate(doc["layers"]):
-        if not isinstance(layer, dict) or "name" not in layer or "op" not in layer:
-            raise GraphError(f"{where}: layers[{i}]: expected a mapping with 'name' and 'op', found {layer!r}")
+        field = f"layers[{i}]"
+        if not isinstance(layer, dict):
+            raise GraphError(f"{where}: {field}: expected a mapping with 'name' and 'op'; found {_describe(layer)}")
+        for key in ("name", "op"):
+            if key not in layer:
+                raise GraphError(f"{where}: {field}.{key}: expected {key} (required); found nothing: the key is missing")
         raw = dict(layer)
-        name, op = str(raw.pop("name")), str(raw.pop("op"))
+        for key in raw:
+            if not isinstance(key, str):
+                raise GraphError(f"{where}: {field}: expected attribute names (strings) as keys; "
+                                 f"found key {_describe(key)}")
+        name = _name(raw.pop("name"), where, f"{field}.name")
+        op = raw.pop("op")
+        if not isinstance(op, str):
+            raise GraphError(f"{where}: layer '{name}'.op: expected an op name; found {_describe(op)}")
+        define(name, f"{field} ('{name}')")
         inputs = raw.pop("inputs", None)
-        if inputs is None:
-            inputs = [nodes[-1].name]
-        elif isinstance(inputs, str):
-            inputs = [inputs]
+        inputs = [nodes[-1].name] if inputs is None else _names(inputs, where, f"layer '{name}'.inputs")
+        for j, inp in enumerate(inputs):
+            if inp not in defined or inp == name:
+                raise GraphError(f"{where}: layer '{name}'.inputs[{j}]: expected the name of a layer "
+                                 f"defined before it; found {inp!r}")
         nodes.append(make_node(where, name, op, inputs, raw))
-    return Graph(str(doc["name"]), nodes, doc.get("outputs"), source=where)
+    outputs = doc.get("outputs")
+    if outputs is not None:
+        outputs = _names(outputs, where, "outputs")
+        for j, out in enumerate(outputs):
+            if out not in defined:
+                raise GraphError(f"{where}: outputs[{j}]: expected the name of a layer; found {out!r}")
+    return Graph(doc["name"], nodes, outputs, source=where)
 
 
 def load_graph_yaml(path: str | Path) -> Graph:
+    """A graph YAML file -> Graph, read by accelsim's one strict YAML loader (duplicate keys,
+    alias bombs, control characters and huge files are errors); shapes and counts are
+    checked at load, so a bad dimension is reported with its layer before any work."""
+    from ..config.load import load_yaml_file
+    from ..errors import ConfigError
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise GraphError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GraphError(f"{path}: cannot read: {exc}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise GraphError(f"{path}: YAML syntax error at line {mark.line + 1}, column {mark.column + 1}: {exc.problem}") from None
-    return graph_from_dict(doc, str(path))
+        doc = load_yaml_file(path)
+    except ConfigError as exc:
+        raise GraphError(str(exc)) from None
+    graph = graph_from_dict(doc, str(path))
+    graph.layers(1)  # shapes, element and MAC counts at batch 1
+    return graph
 
 
 def _compact(op: str, attrs: dict[str, Any]) -> dict[str, Any]:
