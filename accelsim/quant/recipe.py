@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -131,8 +132,18 @@ def _describe(value: Any) -> str:
     return describe(value)
 
 
+def _is_int(v: Any) -> bool:
+    """Python or numpy integers (not booleans)."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and type(v).__name__ != "bool_"
+
+
+def _is_real(v: Any) -> bool:
+    """Python or numpy finite-or-not real numbers (not booleans)."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and type(v).__name__ != "bool_"
+
+
 def _describe_range(r: Any) -> str:
-    if isinstance(r, (list, tuple)) and len(r) <= 4 and all(isinstance(v, (int, float)) for v in r):
+    if isinstance(r, (list, tuple)) and len(r) <= 4 and all(_is_real(v) for v in r):
         return "[" + ", ".join(str(v) for v in r) + "]"
     return _describe(r)
 
@@ -145,23 +156,26 @@ def _hint(word: Any, options) -> str:
 
 
 def _choice(src: str, field: str, value: Any, options) -> str:
-    if value not in options:
+    if not isinstance(value, str) or value not in options:
         raise ConfigError(src, field, f"expected one of {', '.join(options)}; found {_describe(value)}{_hint(value, options)}")
     return value
 
 
 def _bits(src: str, field: str, value: Any, hw_bits: int, what: str, from_hw: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not MIN_BITS <= value <= MAX_BITS:
+    if not _is_int(value) or not MIN_BITS <= value <= MAX_BITS:
         origin = f" (the default, from the hardware's precision.{what}: set {field} in the recipe)" if from_hw else ""
         raise ConfigError(src, field, f"expected an integer from {MIN_BITS} to {MAX_BITS}; found {_describe(value)}{origin}")
     if value > hw_bits:
         raise ConfigError(src, field, f"expected at most {hw_bits} (the hardware's precision.{what}); found {value}")
-    return value
+    return int(value)
 
 
 def _load_doc(recipe: str | os.PathLike | Mapping) -> tuple[dict, str]:
     if isinstance(recipe, Mapping):
         return dict(recipe), "recipe"
+    if not isinstance(recipe, (str, os.PathLike)):
+        raise ConfigError("recipe", None, f"expected a recipe name ({', '.join(METHODS)}), a YAML file, "
+                          f"a mapping or a Recipe; found {_describe(recipe)}")
     text = str(recipe)
     if text in METHODS:
         return {"method": text}, "recipe"
@@ -171,7 +185,8 @@ def _load_doc(recipe: str | os.PathLike | Mapping) -> tuple[dict, str]:
 
         doc = parse_yaml(read_text(path), str(path))
         if not isinstance(doc, dict):
-            raise ConfigError(str(path), None, f"expected a mapping of recipe fields; found {_describe(doc)}")
+            found = "an empty document" if doc is None else _describe(doc)
+            raise ConfigError(str(path), "(top level)", f"expected a mapping of recipe fields; found {found}")
         return doc, str(path)
     known = list(METHODS)
     raise ConfigError("recipe", "method", f"expected a recipe name ({', '.join(METHODS)}) or a YAML file; "
@@ -212,6 +227,10 @@ def load_recipe(recipe: str | os.PathLike | Mapping | Recipe, hw: HwConfig,
                 overrides: Mapping[str, Any] | None = None) -> Recipe:
     """A validated Recipe: defaults from `hw`, then the method's, then the given fields, then
     `overrides` (e.g. command-line options)."""
+    if not isinstance(hw, HwConfig):
+        raise TypeError(f"load_recipe(): argument 'hw': expected a HwConfig; found {type(hw).__name__}")
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise TypeError(f"load_recipe(): argument 'overrides': expected a mapping; found {type(overrides).__name__}")
     if isinstance(recipe, Recipe):
         if not overrides:
             return recipe
@@ -221,16 +240,18 @@ def load_recipe(recipe: str | os.PathLike | Mapping | Recipe, hw: HwConfig,
         doc, src = _load_doc(recipe)
     doc.update(overrides or {})
     for key in doc:
-        if key not in _FIELDS:
-            raise ConfigError(src, str(key), f"unknown field; expected one of {', '.join(_FIELDS)}{_hint(key, _FIELDS)}")
+        if not isinstance(key, str) or key not in _FIELDS:
+            raise ConfigError(src, str(key)[:40], f"expected one of the fields {', '.join(_FIELDS)}; found unknown "
+                              f"field {_describe(key)}{_hint(key, _FIELDS)} (unknown field)")
     method = doc.get("method")
     if method is None:
-        raise ConfigError(src, "method", f"missing; expected one of {', '.join(METHODS)}")
+        raise ConfigError(src, "method", f"expected one of {', '.join(METHODS)} (required); found nothing: "
+                          "the field is missing")
     _choice(src, "method", method, METHODS)
     values, steps0 = _method_defaults(method, hw)
     fixed, q = METHODS[method][1], hw.quantization
     for key, value in doc.items():
-        if key in fixed and value != fixed[key]:
+        if key in fixed and not (isinstance(value, str) and value == fixed[key]):
             raise ConfigError(src, key, f"method '{method}' fixes {key} to {fixed[key]!r}; found {_describe(value)}")
         if key not in ("method", "steps"):
             values[key] = value
@@ -253,36 +274,39 @@ def load_recipe(recipe: str | os.PathLike | Mapping | Recipe, hw: HwConfig,
     _choice(src, "activation_range", values["activation_range"], ACTIVATION_RANGES)
     _choice(src, "last_layer_range", values["last_layer_range"], LAST_LAYER_RANGES)
     n = values["bn_range_n"]
-    if isinstance(n, bool) or not isinstance(n, (int, float)) or not n > 0 or not math.isfinite(n):
+    if not _is_real(n) or not n > 0 or not math.isfinite(n):
         raise ConfigError(src, "bn_range_n", f"expected a positive finite number; found {_describe(n)}")
     values["bn_range_n"] = float(n)
     a = values["power_exponent"]
-    if a != "auto" and (isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or not 0 < a <= 4):
+    if not (isinstance(a, str) and a == "auto") and (not _is_real(a) or not math.isfinite(a) or not 0 < a <= 4):
         raise ConfigError(src, "power_exponent", f"expected auto or a number in (0, 4]; found {_describe(a)}")
-    values["power_exponent"] = a if a == "auto" else float(a)
+    values["power_exponent"] = a if isinstance(a, str) else float(a)
     _choice(src, "power_exponent_scope", values["power_exponent_scope"], EXPONENT_SCOPES)
     if method not in POWER_METHODS:
         for key in ("power_exponent", "power_exponent_scope"):
-            if key in doc and doc[key] != Recipe.__dataclass_fields__[key].default:
+            if key in doc and doc[key] != Recipe.__dataclass_fields__[key].default:  # checked values: str or float
                 raise ConfigError(src, key, f"applies to {' and '.join(POWER_METHODS)} only; method is '{method}'")
     elif q.power_unit == "none":
         raise ConfigError(src, "method", f"expected a datapath with a power unit for '{method}': the datapath of "
                           f"'{hw_name}' has none (quantization.power_unit: none; lut or newton runs PowerQuant)")
     if values["input_range"] is not None:
         r = values["input_range"]
+        if type(r).__name__ == "ndarray" and r.ndim == 1:
+            r = list(r)  # numpy numbers, checked below
         if (not isinstance(r, (list, tuple)) or len(r) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in r)
+                or not all(_is_real(v) and math.isfinite(v) for v in r)
                 or not r[0] < r[1]):
             raise ConfigError(src, "input_range", f"expected [lo, hi], finite numbers with lo < hi; found {_describe_range(r)}")
         values["input_range"] = (float(r[0]), float(r[1]))
 
-    raw_steps = doc.get("steps", {}) or {}
+    raw_steps = doc.get("steps")
+    raw_steps = {} if raw_steps is None else raw_steps
     if not isinstance(raw_steps, Mapping):
         raise ConfigError(src, "steps", f"expected a mapping of step: value; found {_describe(raw_steps)}")
     step_values = asdict(steps0)
     for key, value in raw_steps.items():
-        field = f"steps.{key}"
-        if key not in _STEP_FIELDS:
+        field = f"steps.{str(key)[:40]}"
+        if not isinstance(key, str) or key not in _STEP_FIELDS:
             raise ConfigError(src, field, f"unknown step{_hint(key, _STEP_FIELDS)}; expected one of {', '.join(_STEP_FIELDS)}")
         if key == "bias_correction":
             if value is False or value is None:
