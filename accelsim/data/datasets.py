@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -197,6 +198,9 @@ def _load_named(name: str) -> Dataset:
 
 def load_dataset(name: str | Path) -> Dataset:
     """A bundled dataset by name (`mnist5k`, `digits`) or a user `.npz` file (see load_npz)."""
+    if not isinstance(name, (str, Path)):
+        raise TypeError(f"load_dataset(): argument 'name': expected a dataset name or an .npz path; "
+                        f"found {type(name).__name__}")
     key = str(name)
     if key in DATASETS:
         return _load_named(key)
@@ -209,46 +213,117 @@ def load_dataset(name: str | Path) -> Dataset:
     )
 
 
+#: the largest array a user .npz may hold (checked from its header, before anything is read)
+MAX_NPZ_ARRAY_BYTES = 2 * 1024**3
+MAX_LABEL = 2**31 - 1
+
+
+def _npz_error(path: Path, field: str | None, message: str) -> AccelsimError:
+    return AccelsimError(": ".join(x for x in (str(path), field, message) if x))
+
+
+def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """{array name: (shape, dtype)} from the .npy headers inside the zip, without reading data;
+    every header is checked against the member's real size, so a truncated file or a header
+    claiming a huge array fails before any allocation."""
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        kind = "an empty file" if path.stat().st_size == 0 else "a file that is not a zip archive"
+        raise _npz_error(path, None, f"expected a readable .npz file (a zip of .npy arrays); found {kind} "
+                         "(not a readable .npz)") from None
+    headers = {}
+    with zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            name = info.filename[:-4]
+            try:
+                with zf.open(info) as f:
+                    version = npy.read_magic(f)
+                    read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+                    shape, fortran, dtype = read(f, max_header_size=10000)
+                    header_len = f.tell()
+            except Exception as exc:  # a bad magic string, header or zip entry: all one message
+                raise _npz_error(path, name, f"expected a .npy array; found an unreadable header "
+                                 f"({' '.join(str(exc).split())[:100]})") from None
+            if dtype.hasobject or dtype.kind not in "biuf":
+                raise _npz_error(path, name, f"expected an array of numbers; found dtype {dtype}")
+            count = math.prod(shape)
+            nbytes = count * dtype.itemsize
+            if nbytes > MAX_NPZ_ARRAY_BYTES:
+                raise _npz_error(path, name, f"expected an array of at most {MAX_NPZ_ARRAY_BYTES:,} bytes; "
+                                 f"found a header claiming shape {shape} of {dtype} ({nbytes:.3g} bytes)")
+            if info.file_size != header_len + nbytes:
+                raise _npz_error(path, name, f"expected {nbytes:,} bytes of data for shape {shape} of {dtype}; "
+                                 f"found {max(info.file_size - header_len, 0):,} (a truncated or corrupt array)")
+            headers[name] = (shape, dtype)
+    return headers
+
+
 def load_npz(path: str | Path) -> Dataset:
     """User data from an .npz file holding `x` (N, C, H, W) or (N, H, W) and integer labels `y` (N,).
 
     The arrays are used as they are (preprocess them the way the model was trained); they
-    form the test split, and the train split is empty.
+    form the test split, and the train split is empty. Every problem is one AccelsimError
+    naming the file and the array: `<file>: <x|y>: expected ...; found ...`.
     """
+    from ..config.validate import describe
+
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"load_npz(): argument 'path': expected a file path; found {type(path).__name__}")
     path = Path(path)
     if not path.is_file():
-        raise AccelsimError(f"{path}: file not found")
+        raise _npz_error(path, None, "expected an existing .npz file; found no such file (file not found)")
+    headers = _npz_headers(path)
+    missing = [k for k in ("x", "y") if k not in headers]
+    if missing:
+        found = ", ".join(sorted(headers)) or "none"
+        raise _npz_error(path, missing[0], f"expected arrays x (N, C, H, W) and y (N,); found none: "
+                         f"missing array {' and '.join(missing)} (found: {found})")
+    (x_shape, x_dtype), (y_shape, y_dtype) = headers["x"], headers["y"]
+    if len(x_shape) not in (3, 4):
+        raise _npz_error(path, "x", f"expected (N, C, H, W) or (N, H, W); found x has {len(x_shape)} dims {x_shape}")
+    if len(y_shape) != 1:
+        raise _npz_error(path, "y", f"expected one label per sample, (N,); found y has {len(y_shape)} dims {y_shape}")
+    if y_shape[0] != x_shape[0]:
+        raise _npz_error(path, "y", f"expected {x_shape[0]} labels, one per sample; found x has {x_shape[0]} "
+                         f"samples but y has {y_shape[0]} labels")
+    if x_shape[0] == 0 or 0 in x_shape:
+        raise _npz_error(path, "x", f"expected at least one sample; found shape {x_shape} (no samples)")
+    if y_dtype.kind == "b":
+        raise _npz_error(path, "y", f"expected integer class labels; found y has dtype {y_dtype}")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as exc:
-        raise AccelsimError(f"{path}: not a readable .npz file ({exc})") from None
-    missing = [k for k in ("x", "y") if k not in arrays]
-    if missing:
-        found = ", ".join(sorted(arrays)) or "none"
-        raise AccelsimError(f"{path}: missing array {' and '.join(missing)} (found: {found}); "
-                            "expected x (N, C, H, W) and y (N,)")
-    x, y = arrays["x"], arrays["y"]
+            x, y = npz["x"], npz["y"]
+    except (OSError, ValueError, EOFError, KeyError) as exc:
+        raise _npz_error(path, None, f"expected a readable .npz file; found {' '.join(str(exc).split())[:100]} "
+                         "(not a readable .npz)") from None
+    except Exception as exc:  # zipfile's CRC and decompression errors have no common base class
+        raise _npz_error(path, None, f"expected a readable .npz file; found a corrupt archive "
+                         f"({type(exc).__name__}: {' '.join(str(exc).split())[:100]})") from None
     if x.ndim == 3:
         x = x[:, None, :, :]  # (N, H, W): one channel
-    if x.ndim != 4:
-        raise AccelsimError(f"{path}: x has {x.ndim} dims {tuple(x.shape)}; expected (N, C, H, W) or (N, H, W)")
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise AccelsimError(f"{path}: x has dtype {x.dtype}; expected numbers")
-    if y.ndim != 1:
-        raise AccelsimError(f"{path}: y has {y.ndim} dims {tuple(y.shape)}; expected one label per sample, (N,)")
-    if len(y) != len(x):
-        raise AccelsimError(f"{path}: x has {len(x)} samples but y has {len(y)} labels")
-    if len(y) == 0:
-        raise AccelsimError(f"{path}: no samples")
-    if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
-        y = y.astype(np.int64)
-    if not np.issubdtype(y.dtype, np.integer):
-        raise AccelsimError(f"{path}: y has dtype {y.dtype}; expected integer class labels")
+    if np.issubdtype(y.dtype, np.floating):
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            bad = y[~(np.isfinite(y) & (y == np.round(y)))][0]
+            raise _npz_error(path, "y", f"expected integer class labels; found y has dtype {y.dtype} with the "
+                             f"value {describe(float(bad))[4:]}")
     if y.min() < 0:
-        raise AccelsimError(f"{path}: y has negative labels (min {int(y.min())})")
+        raise _npz_error(path, "y", f"expected labels >= 0; found negative labels (min {describe(y.min())[4:]})")
+    if y.max() > MAX_LABEL:
+        raise _npz_error(path, "y", f"expected labels at most {MAX_LABEL}; found {describe(y.max())}")
+    y = y.astype(np.int64)
     if not np.all(np.isfinite(x)):
-        raise AccelsimError(f"{path}: x contains NaN or infinite values")
+        raise _npz_error(path, "x", "expected finite values; found NaN or infinite values (x contains NaN or infinite values)")
+    x32 = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.all(np.isfinite(x32)):
+        big = float(np.max(np.abs(x.astype(np.float64))))
+        raise _npz_error(path, "x", f"expected values within float32 (|x| < 3.4e38); found {describe(big)}")
     empty_x = np.zeros((0, *x.shape[1:]), np.float32)
     return Dataset(
         name=path.name,
@@ -256,7 +331,7 @@ def load_npz(path: str | Path) -> Dataset:
         preprocessing="as stored in the file",
         x_train=_frozen(empty_x),
         y_train=_frozen(np.zeros(0, np.int64)),
-        x_test=_frozen(np.ascontiguousarray(x, dtype=np.float32)),
-        y_test=_frozen(y.astype(np.int64)),
+        x_test=_frozen(x32),
+        y_test=_frozen(y),
         source=str(path),
     )
