@@ -62,21 +62,165 @@ def load_onnx(path_or_model: Any, input_shapes: dict[str, Iterable[int]] | None 
     if isinstance(path_or_model, (str, Path)):
         path = Path(path_or_model)
         if not path.is_file():
-            raise GraphError(f"{path}: file not found")
+            raise GraphError(f"{path}: expected an existing ONNX file; found no such file (file not found)")
+        if path.stat().st_size > MAX_ONNX_BYTES:
+            raise GraphError(f"{path}: expected an ONNX file of at most {MAX_ONNX_BYTES:,} bytes (larger "
+                             f"weights belong in external data); found {path.stat().st_size:,} bytes")
         try:
-            model = onnx.load(str(path))
+            model = onnx.load(str(path), load_external_data=False)
         except Exception as exc:  # protobuf decode errors have no common base class
-            raise GraphError(f"{path}: not a readable ONNX model: {exc}") from None
+            raise GraphError(f"{path}: expected an ONNX model; found a file protobuf cannot decode "
+                             f"({_one_line(exc)}) (not a readable ONNX model)") from None
         where, name = str(path), path.stem  # exporters' graph names are generic ("main_graph")
         if not model.graph.node:
-            raise GraphError(f"{path}: not an ONNX model with nodes")
+            raise GraphError(f"{path}: expected an ONNX model with nodes; found none (not an ONNX model with nodes)")
+        _load_external_data(model, path, where)
     elif isinstance(path_or_model, onnx.ModelProto):
         model = path_or_model
         name = model.graph.name or "onnx_model"
         where = name
+        if _external_tensors(model):
+            raise GraphError(f"{where}: expected tensors with their data inside the model; found external data "
+                             "(load the model from its file: load_onnx(path))")
     else:
-        raise GraphError(f"load_onnx: expected a path or an onnx.ModelProto, found {type(path_or_model).__name__}")
-    return _Importer(model, where, name, input_shapes or {}).run()
+        raise TypeError(f"load_onnx(): argument 'path_or_model': expected a path or an onnx.ModelProto; "
+                        f"found {type(path_or_model).__name__}")
+    if input_shapes is not None and not isinstance(input_shapes, dict):
+        raise TypeError(f"load_onnx(): argument 'input_shapes': expected a dict {{input name: shape}}; "
+                        f"found {type(input_shapes).__name__}")
+    shapes = {}
+    for key, shape in (input_shapes or {}).items():
+        from .ops import _shape
+
+        shapes[key] = _shape(list(shape) if isinstance(shape, (list, tuple)) else shape,
+                             f"{where}: input_shapes[{key!r}]")
+    _check_nodes(model, where)
+    return _Importer(model, where, name, shapes).run()
+
+
+#: bounds checked before anything is allocated
+MAX_ONNX_BYTES = 2 * 1024**3  # protobuf's own limit
+MAX_TENSOR_ELEMS = 2**31 - 1  # one initializer or folded constant
+MAX_CONST_ELEMS = 2**25  # a constant computed at import (ConstantOfShape, Expand, Range, Tile)
+
+
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _node_label(n) -> str:
+    return f"node '{n.name or (n.output[0] if n.output else '?')}' ({n.op_type})"
+
+
+def _check_nodes(model, where: str) -> None:
+    """onnx.checker's schema check of every node of the default domain: arity, required
+    attributes and attribute types, before the importer reads them. The node stands in for the
+    field: `<file>: node '<name>' (<Op>): expected a valid <Op> node; found <what the checker says>`."""
+    onnx, _ = _onnx()
+    from onnx import checker
+
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+    ctx = checker.C.CheckerContext()
+    ctx.ir_version = model.ir_version or onnx.IR_VERSION
+    ctx.opset_imports = {"": opset}
+    lex = checker.C.LexicalScopeContext()
+    for n in model.graph.node:
+        if n.domain not in ("", "ai.onnx"):
+            continue  # the importer names the domain it does not support
+        try:
+            checker.check_node(n, ctx, lex)
+        except checker.ValidationError as exc:
+            text = _one_line(exc)
+            if text.startswith("No Op registered") or text.startswith("No opset import"):
+                continue  # the importer's own message lists the supported ops
+            raise GraphError(f"{where}: {_node_label(n)}: expected a valid {n.op_type} node (opset {opset}); "
+                             f"found {text}") from None
+        except Exception as exc:  # the checker's C++ side may raise other types
+            raise GraphError(f"{where}: {_node_label(n)}: expected a valid {n.op_type} node; found "
+                             f"{_one_line(exc)}") from None
+
+
+def _external_tensors(model) -> list:
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    return [t for t in _get_all_tensors(model) if uses_external_data(t)]
+
+
+def _load_external_data(model, path: Path, where: str) -> None:
+    """Read external tensor data only from files inside the model's folder: an untrusted model
+    must not make accelsim read other files (absolute paths, .., symlinks out are refused)."""
+    tensors = _external_tensors(model)
+    if not tensors:
+        return
+    from onnx.external_data_helper import load_external_data_for_tensor
+
+    base = path.resolve().parent
+    for t in tensors:
+        info = {e.key: e.value for e in t.external_data}
+        loc = info.get("location", "")
+        field = f"initializer '{t.name}'"
+        target = (base / loc).resolve() if loc and not Path(loc).is_absolute() else None
+        if target is None or (target != base and base not in target.parents):
+            raise GraphError(f"{where}: {field}: expected external data in a file inside the model's folder "
+                             f"({base}); found location {loc!r} (refused: outside the model's folder)")
+        if not target.is_file():
+            raise GraphError(f"{where}: {field}: expected an existing external data file; found no file {loc!r}")
+        try:
+            offset, length = int(info.get("offset", 0) or 0), info.get("length")
+            length = None if length in (None, "") else int(length)
+        except ValueError:
+            raise GraphError(f"{where}: {field}: expected integer offset and length; found "
+                             f"{info.get('offset')!r}, {info.get('length')!r}") from None
+        size = target.stat().st_size
+        need = _tensor_nbytes(t)
+        if offset < 0 or (length is not None and (length < 0 or offset + length > size)) or (
+                need is not None and offset + (length if length is not None else need) > size):
+            raise GraphError(f"{where}: {field}: expected {need if need is not None else length} bytes at offset "
+                             f"{offset} of {loc!r}; found a file of {size} bytes (truncated external data)")
+        try:
+            load_external_data_for_tensor(t, str(base))
+        except Exception as exc:
+            raise GraphError(f"{where}: {field}: expected readable external data; found {_one_line(exc)}") from None
+
+
+def _tensor_nbytes(t) -> int | None:
+    onnx, _ = _onnx()
+    try:
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
+    except Exception:
+        return None
+    return math.prod(t.dims) * dtype.itemsize
+
+
+def _tensor_value(t, where: str, field: str) -> np.ndarray:
+    """An initializer or Constant tensor as an array, checked before it is converted:
+    a known numeric data type, dims >= 0 and bounded, data of exactly the size the dims claim."""
+    onnx, numpy_helper = _onnx()
+    TP = onnx.TensorProto
+    if t.data_type in (TP.UNDEFINED, TP.STRING) or t.data_type not in TP.DataType.values():
+        name = TP.DataType.Name(t.data_type) if t.data_type in TP.DataType.values() else str(t.data_type)
+        raise GraphError(f"{where}: {field}: expected a numeric tensor; found data type {name}")
+    dims = list(t.dims)
+    if any(d < 0 for d in dims) or len(dims) > 8:
+        raise GraphError(f"{where}: {field}: expected up to 8 dims >= 0; found dims {dims}")
+    count = math.prod(dims)
+    if count > MAX_TENSOR_ELEMS:
+        raise GraphError(f"{where}: {field}: expected at most {MAX_TENSOR_ELEMS:,} elements; found dims {dims}")
+    try:
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+    except Exception:
+        raise GraphError(f"{where}: {field}: expected a numeric tensor; found data type "
+                         f"{TP.DataType.Name(t.data_type)}") from None
+    if t.HasField("raw_data") and t.data_type not in (TP.INT4, TP.UINT4) and \
+            t.data_type in TP.DataType.values() and itemsize and len(t.raw_data) != count * itemsize:
+        raise GraphError(f"{where}: {field}: expected {count * itemsize:,} bytes of data for dims {dims}; "
+                         f"found {len(t.raw_data):,} (a truncated or mistyped tensor)")
+    try:
+        return numpy_helper.to_array(t)
+    except Exception as exc:
+        raise GraphError(f"{where}: {field}: expected tensor data matching dims {dims}; found "
+                         f"{_one_line(exc)}") from None
 
 
 # ----------------------------------------------------------------------------- constant evaluation
@@ -91,11 +235,11 @@ def _attr(node, name: str, default: Any = None) -> Any:
     return default
 
 
-def _constant_value(node) -> np.ndarray:
+def _constant_value(node, where: str = "model") -> np.ndarray:
     _, numpy_helper = _onnx()
     for a in node.attribute:
         if a.name == "value":
-            return numpy_helper.to_array(a.t)
+            return _tensor_value(a.t, where, f"{_node_label(node)}.value")
         if a.name == "value_float":
             return np.array(a.f, dtype=np.float32)
         if a.name == "value_floats":
@@ -144,6 +288,25 @@ def _slice(node, vals: list, opset: int) -> np.ndarray:
     return x[tuple(index)]
 
 
+def _check_const_size(node, op: str, vals: list) -> None:
+    """A constant computed at import is bounded before numpy allocates it."""
+    try:
+        if op == "ConstantOfShape":
+            count = math.prod(int(v) for v in np.ravel(vals[0]))
+        elif op == "Expand":
+            count = math.prod(max(int(a), int(b)) for a, b in zip(
+                (1,) * max(0, np.size(vals[1]) - vals[0].ndim) + tuple(vals[0].shape), np.ravel(vals[1])))
+        elif op == "Range":
+            start, limit, delta = (float(np.ravel(v)[0]) for v in vals[:3])
+            count = math.ceil((limit - start) / delta) if delta else math.inf
+        else:
+            return
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return  # malformed: numpy's own error is reported
+    if not count <= MAX_CONST_ELEMS:
+        raise GraphError(f"{op}: expected a constant of at most {MAX_CONST_ELEMS:,} elements; found {count:.3g}")
+
+
 def _const_op(node, vals: list, opset: int) -> np.ndarray:
     onnx, numpy_helper = _onnx()
     op = node.op_type
@@ -177,6 +340,8 @@ def _const_op(node, vals: list, opset: int) -> np.ndarray:
     if op == "Flatten":
         axis = _attr(node, "axis", 1) % max(x.ndim, 1)
         return x.reshape(math.prod(x.shape[:axis]), -1)
+    if op in ("ConstantOfShape", "Expand", "Range", "Tile"):
+        _check_const_size(node, op, vals)
     if op == "ConstantOfShape":
         value = _attr(node, "value")
         fill = numpy_helper.to_array(value).ravel() if value is not None else np.zeros(1, np.float32)
@@ -254,15 +419,26 @@ class _Importer:
             for t in n.output:
                 self.producer[t] = n
         self.literal: dict[str, np.ndarray] = {
-            init.name: self.numpy_helper.to_array(init) for init in self.g.initializer
+            init.name: _tensor_value(init, where, f"initializer '{init.name}'") for init in self.g.initializer
         }
         for n in self.g.node:
             if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
-                self.literal[n.output[0]] = _constant_value(n)
+                self.literal[n.output[0]] = _constant_value(n, where)
 
     # ------------------------------------------------------------------ helpers
+    def _axis(self, n, name: str, rank: int, default: Any = None, allow_end: bool = False) -> int:
+        """Attribute `name` as an axis of a rank-`rank` tensor, checked at import."""
+        value = _attr(n, name, default)
+        hi = rank + 1 if allow_end else rank
+        if isinstance(value, bool) or not isinstance(value, int) or not -hi <= value < hi:
+            from ..config.validate import describe
+
+            raise self._err(n, f"{name}: expected an axis in {-hi}..{hi - 1} (the input has rank {rank}); "
+                            f"found {describe(value)}")
+        return value + hi if value < 0 else value
+
     def _err(self, n, message: str) -> GraphError:
-        return GraphError(f"{self.where}: node '{n.name or n.output[0]}' ({n.op_type}): {message}")
+        return GraphError(f"{self.where}: {_node_label(n)}: {message}")
 
     def _uses(self, tensor: str) -> int:
         """Consumers that read the values (Shape/Size read only the shape, which folding keeps)."""
@@ -339,14 +515,24 @@ class _Importer:
         for idx, n in enumerate(self.g.node):
             if idx in members:
                 continue
+            try:
+                self._one(idx, n, anchors)
+            except GraphError:
+                raise
+            except (ValueError, TypeError, IndexError, KeyError, AttributeError, ArithmeticError) as exc:
+                raise self._err(n, f"expected a node accelsim can import; found {type(exc).__name__}: "
+                                f"{_one_line(exc)}") from None
+        return self._finish()
+
+    def _one(self, idx: int, n, anchors) -> None:
+        if True:
             if idx in anchors:
                 op, x = anchors[idx]
                 self._emit(n, op, [self._act_in_tensor(n, x)])
-                continue
+                return
             if n.domain not in ("", "ai.onnx"):
                 raise self._err(n, f"op type '{n.op_type}' of domain '{n.domain}' is not supported")
             self._node(n)
-        return self._finish()
 
     def _act_in_tensor(self, n, t: str) -> str:
         if t not in self.act:
@@ -518,10 +704,11 @@ class _Importer:
                 out = (v, v)
             else:
                 out = tuple(_const_op(n, [p[k] for p in pairs], self.opset) for k in range(2))
-        except GraphError:
-            raise
+        except GraphError as exc:
+            raise self._err(n, str(exc)) from None
         except Exception as exc:
-            raise self._err(n, f"cannot evaluate this constant expression: {exc}") from None
+            raise self._err(n, f"expected a constant expression numpy can evaluate; found {_one_line(exc)} "
+                            "(cannot evaluate this constant expression)") from None
         self.const[n.output[0]] = out
 
     # ------------------------------------------------------------------ op handlers
@@ -646,7 +833,7 @@ class _Importer:
         self._unused_extra_outputs(n, "mean / inverse std")
         src = self._act_in(n, 0)
         rank = len(self.shape[src][0])
-        if _attr(n, "axis", -1) % rank != rank - 1:
+        if self._axis(n, "axis", rank, -1) != rank - 1:
             raise self._err(n, f"only normalisation over the last axis is supported (axis {_attr(n, 'axis')})")
         gamma = self._param(n, 1)
         beta = self._param(n, 2, required=False)
@@ -684,8 +871,8 @@ class _Importer:
     def _op_Softmax(self, n) -> None:
         src = self._act_in(n, 0)
         rank = len(self.shape[src][0])
-        axis = _attr(n, "axis", -1 if self.opset >= 13 else 1)
-        if self.opset < 13 and axis % rank != rank - 1:
+        axis = self._axis(n, "axis", rank, -1 if self.opset >= 13 else 1)
+        if self.opset < 13 and axis != rank - 1:
             raise self._err(n, f"opset {self.opset} Softmax over axes {axis}.. (flattened) is only supported on the last axis")
         self._emit(n, "softmax", [src], {"axis": int(axis)})
 
@@ -706,8 +893,7 @@ class _Importer:
     def _op_Flatten(self, n) -> None:
         src = self._act_in(n, 0)
         rank = len(self.shape[src][0])
-        axis = _attr(n, "axis", 1)
-        axis = axis + rank if axis < 0 else axis
+        axis = self._axis(n, "axis", rank, 1, allow_end=True)
         self._emit(n, "flatten", [src], {"axis": axis})
 
     def _op_Transpose(self, n) -> None:
@@ -719,7 +905,7 @@ class _Importer:
     def _op_Concat(self, n) -> None:
         srcs = [self._act_in(n, i) for i in range(len(n.input))]
         rank = len(self.shape[srcs[0]][0])
-        self._emit(n, "concat", srcs, {"axis": _attr(n, "axis") % rank})
+        self._emit(n, "concat", srcs, {"axis": self._axis(n, "axis", rank)})
 
     def _op_Reshape(self, n) -> None:
         src = self._act_in(n, 0)
