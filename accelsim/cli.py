@@ -12,7 +12,36 @@ from typing import Callable
 
 from . import __version__
 from .errors import AccelsimError, ConfigError
-from .report.output import FORMATS, format_table
+from .report.output import FORMATS, format_table  # light: pandas is imported when a table is made
+
+INT_MAX = 2**31 - 1
+
+
+def _int_in(lo: int, hi: int = INT_MAX):
+    """An argparse type: an integer in lo..hi, so that 10**30 or 1e3 is a one-line error."""
+
+    def parse(text: str) -> int:
+        from .config.validate import describe
+
+        try:
+            value = int(text.strip(), 10) if len(text) <= 40 else None
+        except ValueError:
+            value = None
+        if value is None or not lo <= value <= hi:
+            found = describe(value) if value is not None else f"{text[:40]!r}"
+            raise argparse.ArgumentTypeError(f"expected an integer in {lo}..{hi}; found {found}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with accelsim's one-line errors: `error: argument --batch: expected ...; found ...`."""
+
+    def error(self, message: str):  # noqa: D401
+        print(f"error: {' '.join(message.split())} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
@@ -43,7 +72,7 @@ def _format_arg(p: argparse.ArgumentParser) -> None:
 def _describe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("workload", help="zoo name (e.g. resnet50), graph YAML, ONNX file or SCALE-Sim CSV")
     _hw_arg(p)
-    p.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
+    p.add_argument("--batch", type=_int_in(1), default=1, help="batch size (default: 1)")
     p.add_argument("--all", action="store_true", help="list every node, not only conv/linear/matmul layers")
     _format_arg(p)
 
@@ -106,8 +135,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="mnist5k", metavar="NAME|FILE.npz",
                    help="dataset: mnist5k, digits, or an .npz file with arrays x and y (default: mnist5k)")
     p.add_argument("--split", choices=("test", "train"), default="test", help="dataset split (default: test)")
-    p.add_argument("--batch-size", type=int, default=500, help="images per run call (default: 500)")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N images")
+    p.add_argument("--batch-size", type=_int_in(1), default=500, help="images per run call (default: 500)")
+    p.add_argument("--limit", type=_int_in(1), default=None, metavar="N", help="evaluate only the first N images")
     _format_arg(p)
 
 
@@ -148,7 +177,7 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timing", choices=("native", "scalesim"), default="native",
                    help="native: the configured microarchitecture; scalesim: SCALE-Sim 3.0's cycle counts "
                         "(default: native)")
-    p.add_argument("--batch", type=int, default=1, help="batch size (default: 1)")
+    p.add_argument("--batch", type=_int_in(1), default=1, help="batch size (default: 1)")
     _format_arg(p)
     p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                    help="change one hardware field, e.g. --set quantization.weight_scheme=asymmetric "
@@ -195,19 +224,21 @@ _ARGS["simulate"] = _simulate_args
 
 
 def _parse_sets(sets: list[str]) -> dict:
-    """``--set PATH=VALUE`` items as {path: value}, VALUE read as YAML."""
-    import yaml
+    """``--set PATH=VALUE`` items as {path: value}, VALUE read as YAML by accelsim's one strict
+    loader (so 1e3 is a float, and an integer literal beyond 40 digits is an error)."""
+    from .config.load import parse_yaml
 
     out = {}
     for item in sets:
         path, sep, text = item.partition("=")
-        if not sep or not path:
-            raise AccelsimError(f"--set {item!r}: expected PATH=VALUE, e.g. precision.weight_bits=4")
+        if not sep or not path.strip():
+            raise AccelsimError(f"--set {item[:60]!r}: expected PATH=VALUE, e.g. precision.weight_bits=4")
         try:
-            out[path.strip()] = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise AccelsimError(f"--set {item!r}: VALUE is not valid YAML: {problem}") from None
+            out[path.strip()] = parse_yaml(text, None)
+        except ConfigError as exc:
+            detail = exc.detail.split("; found ", 1)[-1]
+            raise AccelsimError(f"--set {item[:60]!r}: VALUE is not valid YAML: expected a YAML value; "
+                                f"found {detail}") from None
     return out
 
 
@@ -237,6 +268,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for name, b in available().items():
             print(f"{name:<28} {b.help}")
         return 0
+    from .report.output import check_writable
+
+    check_writable(args.out, suffixes=(".md",))  # before minutes of benchmarks, not after
     run_benchmarks(args.names, args.quick, args.out, command_line(),
                    progress=lambda name: print(f"running {name} ...", file=sys.stderr, flush=True))
     print(f"wrote {args.out}")
@@ -256,14 +290,14 @@ def _quantize_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", default="dfq", metavar="NAME|FILE.yaml",
                    help=f"recipe: {', '.join(METHODS)}, or a recipe YAML (default: dfq)")
     _hw_arg(p, default="edge-npu-16x16")
-    p.add_argument("--weight-bits", type=int, metavar="N", help="override the recipe's weight bits")
-    p.add_argument("--activation-bits", type=int, metavar="N", help="override the recipe's activation bits")
+    p.add_argument("--weight-bits", type=_int_in(1, 64), metavar="N", help="override the recipe's weight bits")
+    p.add_argument("--activation-bits", type=_int_in(1, 64), metavar="N", help="override the recipe's activation bits")
     p.add_argument("--input-range", type=float, nargs=2, metavar=("LO", "HI"),
                    help="known range of the model input (e.g. from its preprocessing)")
     p.add_argument("--calibration", metavar="NAME|FILE.npz",
                    help="calibration images (a dataset's train split, or an .npz with x): needed by "
                         "dfq_calibrated and by min-max / MSE activation ranges")
-    p.add_argument("--calibration-size", type=int, default=256, metavar="N", help="calibration images (default: 256)")
+    p.add_argument("--calibration-size", type=_int_in(1), default=256, metavar="N", help="calibration images (default: 256)")
     p.add_argument("--out", metavar="FILE.npz", help="write the integer model (.npz) and its description (.json)")
     _format_arg(p)
 
@@ -280,6 +314,13 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from .quant import load_recipe, quantize
     from .report.output import write_atomic
 
+    out_npz = None
+    if args.out:
+        from .report.output import check_writable
+
+        out_npz = Path(args.out) if Path(args.out).suffix.lower() == ".npz" else Path(args.out + ".npz")
+        check_writable(out_npz, suffixes=(".npz",))  # before the work, not after it
+        check_writable(out_npz.with_suffix(".json"), suffixes=(".json",))
     hw = load_hw(args.hw)
     options = {"weight_bits": "--weight-bits", "activation_bits": "--activation-bits", "input_range": "--input-range"}
     overrides = {k: getattr(args, k) for k in options if getattr(args, k) is not None}
@@ -312,7 +353,10 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     if args.out:
         from .quant.qgraph_io import save_qgraph
 
-        out = save_qgraph(qg, args.out)  # one self-contained .npz (accelsim.load_qgraph) and a readable .json
+        from .report.output import write_together
+
+        out = out_npz  # one self-contained .npz (accelsim.load_qgraph) and a readable .json, all or nothing
+        write_together([out, out.with_suffix(".json")], lambda tmp: save_qgraph(qg, tmp / out.name))
         totals["written"] = f"{out}, {out.with_suffix('.json')}"
     print(format_table(qg.table(), args.format, totals, f"{graph.name} quantized for {hw.name}"), end="")
     if args.format == "table":
@@ -338,7 +382,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="mnist5k", metavar="NAME|FILE.npz",
                    help="labelled data: mnist5k, digits, or an .npz with x and y (default: mnist5k)")
     p.add_argument("--split", choices=("test", "train"), default="test", help="dataset split (default: test)")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N images")
+    p.add_argument("--limit", type=_int_in(1), default=None, metavar="N", help="use only the first N images")
     p.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                    help="change one hardware field, e.g. --set precision.accumulator_bits=16 (repeatable)")
     p.add_argument("--path", choices=("auto", "array"), default="auto",
@@ -376,9 +420,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     command = "accelsim " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("accelsim") else None
     doc = run_report.as_json(result, command)
     if md_path is not None:
+        from .report.output import write_together
+
         text = run_report.markdown(result, command)
-        write_atomic(md_path, lambda tmp: Path(tmp).write_text(text))
-        write_atomic(json_path, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1, default=str) + "\n"))
+        body = json.dumps(doc, indent=1, default=str) + "\n"
+
+        def write_both(tmp: Path) -> None:  # the report and its JSON: both or neither
+            (tmp / md_path.name).write_text(text)
+            (tmp / json_path.name).write_text(body)
+
+        write_together([md_path, json_path], write_both)
     if args.format == "json":
         print(json.dumps(doc, indent=1, default=str))
     elif args.format == "csv":
@@ -399,12 +450,12 @@ _ARGS["run"] = _run_args
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="accelsim",
         description="Simulate quantized neural networks on accelerator designs: accuracy, cycles, energy, bandwidth.",
     )
     parser.add_argument("--version", action="version", version=f"accelsim {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (help_text, run) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         _ARGS[name](p)
@@ -416,23 +467,69 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"warning: {message}", file=sys.stderr)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "run", None):
-        parser.print_help()
-        return 2
-    warnings.showwarning = _one_line_warning
+def _stdout_failed(exc: OSError) -> int:
+    """stdout is closed or full: one line on stderr, exit 2, and no second error at exit."""
+    import errno
+    import os
+
+    why = {errno.EPIPE: "the reader closed the pipe", errno.ENOSPC: "no space left on the device"}.get(
+        exc.errno, exc.strerror or str(exc))
     try:
-        return args.run(args)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit must not fail again
+    except (OSError, ValueError, AttributeError):
+        pass
+    print(f"error: <stdout>: expected a writable standard output; found {why}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The `accelsim` command. Bad input: one `error:` line and exit 2; Ctrl-C (also during
+    start-up, while the heavy modules load): `interrupted` and exit 130."""
+    saved_showwarning = warnings.showwarning
+    try:
+        if sys.stdout is None:
+            print("error: <stdout>: expected an open standard output; found it closed", file=sys.stderr)
+            return 2
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # argparse: --help, --version (0) or a usage error (2, one line printed)
+            if exc.code not in (0, 2):
+                raise
+            return exc.code
+        if not getattr(args, "run", None):
+            parser.print_help()
+            return 2
+        warnings.showwarning = _one_line_warning
+        status = args.run(args)
+        sys.stdout.flush()
+        return status
     except AccelsimError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_status
+    except TypeError as exc:  # an argument of the wrong type reached the API: name it, no traceback
+        if "argument '" not in str(exc):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
+    except OSError as exc:
+        import errno
+
+        if exc.errno in (errno.EPIPE, errno.ENOSPC, errno.EBADF) and _is_stdout_error(exc):
+            return _stdout_failed(exc)
+        raise
+    finally:
+        warnings.showwarning = saved_showwarning
+
+
+def _is_stdout_error(exc: OSError) -> bool:
+    """Whether the OSError came from writing stdout: files accelsim writes go through
+    report.output, which turns their OSErrors into AccelsimErrors naming the file."""
+    return isinstance(exc, BrokenPipeError) or not getattr(exc, "filename", None)
 
 
 if __name__ == "__main__":

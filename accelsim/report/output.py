@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..errors import AccelsimError
+
+if TYPE_CHECKING:  # pandas is imported where a table is made: the CLI starts without it
+    import pandas as pd
 
 FORMATS = ("table", "csv", "json")
 
@@ -20,6 +23,8 @@ def format_table(df: pd.DataFrame, fmt: str, totals: dict | None = None, title: 
     if fmt == "json":
         doc = {"layers": json.loads(df.to_json(orient="records")), "totals": totals or {}}
         return json.dumps(doc, indent=2, default=_json_default)
+    import pandas as pd
+
     text = (title + "\n") if title else ""
     with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250):
         text += df.to_string(index=False)
@@ -71,6 +76,48 @@ def check_writable(path: str | Path, suffixes: tuple[str, ...] = TABLE_SUFFIXES)
         raise AccelsimError(f"{path}: is a directory; expected a file name")
     if not os.access(parent, os.W_OK):
         raise AccelsimError(f"{path}: directory {parent} is not writable")
+    if path.exists() and not os.access(path, os.W_OK) and not path.is_file():
+        raise AccelsimError(f"{path}: expected a regular file to replace; found a special file")
+
+
+def write_together(paths: Iterable[str | Path], write: Callable[[Path], None]) -> list[Path]:
+    """All-or-nothing for outputs that belong together (an .npz and its .json, a report's .md
+    and .json): ``write(tmp_dir)`` writes every file under its own name into a temporary
+    folder beside the targets; only when all are written are they given the usual mode
+    (0666 & ~umask) and renamed onto the targets. A failure leaves none of them."""
+    paths = [Path(p) for p in paths]
+    for p in paths:
+        check_writable(p, suffixes=())
+    parents = {p.parent.resolve() for p in paths}
+    if len(parents) != 1:
+        raise AccelsimError(f"{paths[0]}: files written together must share one directory")
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".accelsim-", dir=paths[0].parent or "."))
+    except OSError as exc:
+        raise AccelsimError(f"{paths[0]}: cannot write: {exc.strerror}") from None
+    done: list[Path] = []
+    try:
+        write(tmp)
+        mode = 0o666 & ~_umask()
+        staged = [tmp / p.name for p in paths]
+        for src in staged:
+            if not src.is_file():
+                raise AccelsimError(f"{src.name}: expected the writer to produce it; found nothing")
+            os.chmod(src, mode)
+        for src, dst in zip(staged, paths):
+            os.replace(src, dst)
+            done.append(dst)
+    except OSError as exc:
+        for d in done:
+            d.unlink(missing_ok=True)
+        raise AccelsimError(f"{paths[0]}: cannot write: {exc.strerror or exc}") from None
+    except BaseException:
+        for d in done:
+            d.unlink(missing_ok=True)
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return paths
 
 
 def write_atomic(path: str | Path, write) -> None:
