@@ -320,7 +320,8 @@ def load_npz(path: str | Path) -> Dataset:
     y = y.astype(np.int64)
     if not np.all(np.isfinite(x)):
         raise _npz_error(path, "x", "expected finite values; found NaN or infinite values (x contains NaN or infinite values)")
-    x32 = np.ascontiguousarray(x, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
     if not np.all(np.isfinite(x32)):
         big = float(np.max(np.abs(x.astype(np.float64))))
         raise _npz_error(path, "x", f"expected values within float32 (|x| < 3.4e38); found {describe(big)}")

@@ -382,12 +382,13 @@ CONST_OPS = frozenset(
     "Sqrt Reciprocal Abs Floor Ceil Not Exp Sigmoid Relu Min Max Sum".split()
 )
 
-SUPPORTED = sorted(
-    "Conv Gemm MatMul BatchNormalization LayerNormalization Relu Clip Sigmoid Gelu Erf(GELU pattern) "
-    "Mul Div Add Sub Sum Concat MaxPool AveragePool GlobalAveragePool Flatten Reshape Transpose "
-    "Softmax Identity Dropout Pad(zero, before Conv/AveragePool) ReduceMean(axes 2,3) Unsqueeze Squeeze "
-    "Constant Shape Gather Slice Cast ConstantOfShape (on constants)".split()
-)
+SUPPORTED = sorted([
+    "Conv", "Gemm", "MatMul", "BatchNormalization", "LayerNormalization", "Relu", "Clip", "Sigmoid", "Gelu",
+    "Erf (GELU pattern)", "Mul", "Div", "Add", "Sub", "Sum", "Concat", "MaxPool", "AveragePool",
+    "GlobalAveragePool", "Flatten", "Reshape", "Transpose", "Softmax", "Identity", "Dropout",
+    "Pad (zero, before Conv/AveragePool)", "ReduceMean (axes 2, 3)", "Unsqueeze", "Squeeze", "Constant",
+    "Shape", "Gather", "Slice", "Cast", "ConstantOfShape (on constants)",
+])
 
 
 # ----------------------------------------------------------------------------- the importer
@@ -690,10 +691,8 @@ class _Importer:
             return
         handler = getattr(self, f"_op_{op}", None)
         if handler is None:
-            raise GraphError(
-                f"{self.where}: node '{n.name or n.output[0]}' has op type '{op}', which accelsim cannot import "
-                f"(supported: {', '.join(SUPPORTED)})"
-            )
+            raise self._err(n, f"expected an op type accelsim can import ({', '.join(SUPPORTED)}); "
+                            f"found op type '{op}'")
         handler(n)
 
     def _eval_const(self, n) -> None:

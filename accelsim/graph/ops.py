@@ -188,15 +188,15 @@ def _conv_out_hw(attrs: dict, h: int, w: int, kernel: tuple[int, int], ceil_mode
             wo -= 1
     if ho < 1 or wo < 1:
         raise GraphError(
-            f"kernel {kernel} (dilation {(dh, dw)}) does not fit the padded {h}x{w} input "
-            f"(padding {attrs['padding']})"
+            f"expected a kernel that fits the padded {h}x{w} input (padding {attrs['padding']}); found kernel "
+            f"{kernel} (dilation {(dh, dw)}), which does not fit"
         )
     return ho, wo
 
 
 def _expect_rank(shape: Shape, rank: int, what: str) -> None:
     if len(shape) != rank:
-        raise GraphError(f"{what} expects a rank-{rank} input, found shape {shape}")
+        raise GraphError(f"expected a rank-{rank} input ({what}); found shape {shape}")
 
 
 def _conv_infer(attrs: dict, shapes: list[Shape]) -> Shape:
@@ -206,8 +206,8 @@ def _conv_infer(attrs: dict, shapes: list[Shape]) -> Shape:
     groups = attrs["groups"]
     if c % groups or attrs["out_channels"] % groups:
         raise GraphError(
-            f"groups={groups} must divide both the input channels ({c}) and out_channels "
-            f"({attrs['out_channels']})"
+            f"expected groups dividing both the input channels ({c}) and out_channels "
+            f"({attrs['out_channels']}); found groups={groups}"
         )
     ho, wo = _conv_out_hw(attrs, h, w, attrs["kernel"])
     return (n, attrs["out_channels"], ho, wo)
@@ -223,7 +223,7 @@ def _conv_gemm(attrs: dict, shapes: list[Shape], out: Shape) -> GemmView:
 def _linear_infer(attrs: dict, shapes: list[Shape]) -> Shape:
     (shape,) = shapes
     if len(shape) < 2:
-        raise GraphError(f"linear expects an input of rank >= 2, found shape {shape}")
+        raise GraphError(f"expected an input of rank >= 2 (linear); found shape {shape}")
     return shape[:-1] + (attrs["out_features"],)
 
 
@@ -235,7 +235,7 @@ def _linear_gemm(attrs: dict, shapes: list[Shape], out: Shape) -> GemmView:
 def _matmul_infer(attrs: dict, shapes: list[Shape]) -> Shape:
     a, b = shapes
     if len(a) < 2 or len(b) < 2 or a[-1] != b[-2]:
-        raise GraphError(f"matmul: shapes {a} and {b} do not multiply (need (..., M, K) @ (..., K, N))")
+        raise GraphError(f"expected shapes (..., M, K) @ (..., K, N); found {a} and {b}, which do not multiply")
     try:
         batch = _broadcast(a[:-2], b[:-2])
     except GraphError:
@@ -274,7 +274,7 @@ def _elementwise(attrs: dict, shapes: list[Shape]) -> Shape:
 def _bn_infer(attrs: dict, shapes: list[Shape]) -> Shape:
     (shape,) = shapes
     if len(shape) < 2:
-        raise GraphError(f"batchnorm expects a rank >= 2 input (N, C, ...), found {shape}")
+        raise GraphError(f"expected a rank >= 2 input (N, C, ...); found shape {shape}")
     return shape
 
 
@@ -282,10 +282,10 @@ def _concat_infer(attrs: dict, shapes: list[Shape]) -> Shape:
     rank = len(shapes[0])
     axis = attrs["axis"] % rank if -rank <= attrs["axis"] < rank else None
     if axis is None or axis == 0:
-        raise GraphError(f"concat: axis {attrs['axis']} is not a non-batch axis of rank-{rank} inputs")
+        raise GraphError(f"expected a non-batch axis of rank-{rank} inputs; found axis {attrs['axis']}")
     for s in shapes[1:]:
         if len(s) != rank or any(s[i] != shapes[0][i] for i in range(rank) if i != axis):
-            raise GraphError(f"concat along axis {axis}: shapes {shapes} differ off that axis")
+            raise GraphError(f"expected shapes equal off axis {axis}; found {shapes}")
     return shapes[0][:axis] + (sum(s[axis] for s in shapes),) + shapes[0][axis + 1 :]
 
 
@@ -307,7 +307,7 @@ def _flatten_infer(attrs: dict, shapes: list[Shape]) -> Shape:
     (shape,) = shapes
     axis = attrs["axis"]
     if not 1 <= axis <= len(shape):
-        raise GraphError(f"flatten: axis {axis} out of range for shape {shape}")
+        raise GraphError(f"expected an axis in 1..{len(shape)}; found axis {axis} for shape {shape}")
     return (math.prod(shape[:axis]), math.prod(shape[axis:]))
 
 
@@ -322,14 +322,14 @@ def _reshape_infer(attrs: dict, shapes: list[Shape]) -> Shape:
             target[i] = shape[i]
     total = math.prod(shape)
     if target.count(-1) > 1 or any(v < -1 for v in target):
-        raise GraphError(f"reshape: bad target shape {attrs['shape']}")
+        raise GraphError(f"expected a target shape with at most one -1 and no value below -1; found {attrs['shape']}")
     if -1 in target:
         known = math.prod(v for v in target if v != -1)
         if known == 0 or total % known:
-            raise GraphError(f"reshape: cannot reshape {shape} to {attrs['shape']}")
+            raise GraphError(f"expected a target shape of {total} elements; found {attrs['shape']}: cannot reshape {shape}")
         target[target.index(-1)] = total // known
     if math.prod(target) != total:
-        raise GraphError(f"reshape: cannot reshape {shape} ({total} elements) to {attrs['shape']}")
+        raise GraphError(f"expected a target shape of {total} elements; found {attrs['shape']}: cannot reshape {shape}")
     return tuple(target)
 
 
@@ -337,7 +337,7 @@ def _transpose_infer(attrs: dict, shapes: list[Shape]) -> Shape:
     (shape,) = shapes
     perm = attrs["perm"]
     if sorted(perm) != list(range(len(shape))):
-        raise GraphError(f"transpose: perm {perm} is not a permutation of the axes of {shape}")
+        raise GraphError(f"expected a permutation of the axes of {shape}; found perm {perm}")
     return tuple(shape[p] for p in perm)
 
 

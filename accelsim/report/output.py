@@ -68,15 +68,16 @@ def check_writable(path: str | Path, suffixes: tuple[str, ...] = TABLE_SUFFIXES)
     a directory in the way."""
     path = Path(path)
     if suffixes and path.suffix.lower() not in suffixes:
-        raise AccelsimError(f"{path}: unknown output format '{path.suffix}'; expected {', '.join(suffixes)}")
+        raise AccelsimError(f"{path}: expected a file name ending in {', '.join(suffixes)}; "
+                            f"found unknown output format '{path.suffix}'")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise AccelsimError(f"{path}: directory {parent} does not exist")
+        raise AccelsimError(f"{path}: expected a file in an existing directory; found directory {parent} does not exist")
     if path.is_dir():
-        raise AccelsimError(f"{path}: is a directory; expected a file name")
+        raise AccelsimError(f"{path}: expected a file name; found a directory (is a directory)")
     if not os.access(parent, os.W_OK):
-        raise AccelsimError(f"{path}: directory {parent} is not writable")
-    if path.exists() and not os.access(path, os.W_OK) and not path.is_file():
+        raise AccelsimError(f"{path}: expected a writable directory; found directory {parent} is not writable")
+    if path.exists() and not path.is_file():
         raise AccelsimError(f"{path}: expected a regular file to replace; found a special file")
 
 
@@ -161,4 +162,4 @@ def write_dataframe(df: pd.DataFrame, path: str | Path) -> None:
     elif suffix == ".json":
         write_atomic(path, lambda tmp: df.to_json(tmp, orient="records", indent=2))
     else:
-        raise AccelsimError(f"{path}: unknown output format '{suffix}'; expected .csv, .parquet or .json")
+        raise AccelsimError(f"{path}: expected .csv, .parquet or .json; found unknown output format '{suffix}'")
