@@ -46,3 +46,15 @@ def test_an_unsigned_symmetric_grid_takes_zero_but_not_negatives():
     assert (q.qmin, q.qmax) == (0, 255)
     with pytest.raises(ValueError, match="cannot hold negative"):
         make_qparams(-0.5, 2.0, 8, "symmetric", signed=False)
+
+
+def test_dequantize_subtracts_the_zero_point():
+    # [-1, 3] on 8 bits: s = 4 / 255, z = 64 (as above); codes 0, 64, 255 -> s (q - z)
+    q = make_qparams(-1.0, 3.0, 8, "asymmetric")
+    np.testing.assert_allclose(q.dequantize(np.array([0, 64, 255])), [-64 * 4 / 255, 0.0, 191 * 4 / 255], rtol=1e-6)
+
+
+@pytest.mark.parametrize("scheme", ["symmetric", "asymmetric"])
+def test_a_zero_width_range_gets_scale_one(scheme):
+    q = make_qparams(np.array([0.0, -1.0]), np.array([0.0, 1.0]), 8, scheme, axis=0)
+    assert q.scale[0] == 1.0 and int(q.zero_point[0]) == 0
