@@ -285,3 +285,19 @@ def test_accumulator_magnitude_is_the_exact_sum_even_when_the_bias_does_not_fit(
     first = wide.index[0]
     assert narrow.loc[first, "acc_max_abs"] == wide.loc[first, "acc_max_abs"]
     assert narrow.loc[first, "overflow_events"] > 0
+
+
+def test_float32_fast_path_equals_float64(hw, data, monkeypatch):
+    """float32 BLAS is used only where |w| |x| sums stay below 2^24: forcing float64 changes nothing."""
+    from accelsim.sim import execute as ex
+
+    qg = accelsim.quantize(accelsim.load_model("tiny_resnet"), "dfq", hw=hw)
+    x = _small(data, 3)
+    steps = [s for s in ex.lower(qg, hw).steps if isinstance(s, ex.GemmStep)]
+    assert {ex._exact_dtype(s) for s in steps} == {np.float32}  # W8A8 tiny_resnet: every layer qualifies
+    fast32 = accelsim.execute(qg, hw, x, progress=False)
+    monkeypatch.setattr(ex, "EXACT_FLOAT32", 0)
+    assert {ex._exact_dtype(s) for s in steps} == {np.float64}
+    fast64 = accelsim.execute(qg, hw, x, progress=False)
+    np.testing.assert_array_equal(fast32.output_codes, fast64.output_codes)
+    assert fast32.layers["acc_max_abs"].tolist() == fast64.layers["acc_max_abs"].tolist()

@@ -7,8 +7,8 @@ wherever both apply (tested):
 - the **array** path: the numba cycle-stepped kernels of `kernels.py` step the layer's raw
   codes through the configured grid (dataflow, size, packing), accumulating at
   `accumulator_bits` with wrap or saturate in the array's order, from the folded bias;
-- the **fast** path: one exact float64 BLAS GEMM (integer operands, every partial sum below
-  2^53), used only for output rows that a bound proves cannot overflow in any order: per
+- the **fast** path: one exact BLAS GEMM (integer operands; float32 where no partial sum can
+  reach 2^24, else float64, exact below 2^53), used only for output rows that a bound proves cannot overflow in any order: per
   output, |accumulator start| + sum_k |w_k| |x_k| <= 2^(bits-1) - 1. The bound is checked per
   channel over every possible input first (free), then, for channels that fail it, on this
   batch's data (one more GEMM of |W| and |x|). Rows that fail both run on the array.
@@ -106,19 +106,31 @@ def check_runs_on(qgraph, hw) -> None:
 # ----------------------------------------------------------------------------- layers
 
 
-def _im2col(x: np.ndarray, step: GemmStep) -> tuple[np.ndarray, tuple[int, ...]]:
-    """(G, K, M) float64 columns of the raw codes, padding with the input zero-point; and the
-    output's leading shape."""
+EXACT_FLOAT32 = 2**24  # integers and every partial sum below this are exact in float32
+
+
+def _exact_dtype(step) -> type:
+    """float32 where no partial sum of |w| |x| (in any order) can reach 2^24, so float32 BLAS is
+    exact too (half the memory traffic of float64); float64 (exact below 2^53) otherwise."""
+    x_max = max(abs(int(step.in_grid.qmin)), abs(int(step.in_grid.qmax)))
+    w_sum = int(np.abs(step.weight_codes).sum(axis=1).max(initial=0))
+    k = step.weight_codes.shape[1]
+    return np.float32 if max(w_sum, k) * x_max < EXACT_FLOAT32 else np.float64
+
+
+def _im2col(x: np.ndarray, step: GemmStep, dtype=np.float64) -> tuple[np.ndarray, tuple[int, ...]]:
+    """(G, K, M) float columns of the raw codes, padding with the code of 0.0; and the output's
+    leading shape."""
     if step.op == "linear":
         lead = x.shape[:-1]
-        return np.ascontiguousarray(x.reshape(-1, x.shape[-1]).T, dtype=np.float64)[None], lead
+        return np.ascontiguousarray(x.reshape(-1, x.shape[-1]).T, dtype=dtype)[None], lead
     a = step.attrs
     stride, dilation = tuple(a.get("stride", (1, 1))), tuple(a.get("dilation", (1, 1)))
     padding, groups = tuple(a.get("padding", (0, 0, 0, 0))), int(a.get("groups", 1))
     n, c, h, w = x.shape
     _, cg, kh, kw = step.weight_shape
     ho, wo = _out_hw(h, w, (kh, kw), {"stride": stride, "padding": padding, "dilation": dilation})
-    xp = _pad(x.astype(np.float64), padding, float(pad_code(step.in_grid)))  # the code of 0.0
+    xp = _pad(x.astype(dtype), padding, float(pad_code(step.in_grid)))  # the code of 0.0
     if (kh, kw) == (1, 1) and not any(padding):
         xs = xp if stride == (1, 1) else xp[:, :, :: stride[0], :: stride[1]]
         cols = xs.transpose(1, 0, 2, 3).reshape(groups, cg, n * ho * wo)
@@ -156,14 +168,15 @@ def _gemm(step: GemmStep, x: np.ndarray, hw, path: str, stats: _LayerStats) -> n
     p = hw.precision
     bits, overflow = p.accumulator_bits, p.accumulator_overflow
     lo, hi = accumulator_range(bits)
-    cols, lead = _im2col(x, step)
+    dtype = _exact_dtype(step)
+    cols, lead = _im2col(x, step, dtype)
     G = step.groups
     O, K = step.weight_codes.shape
     og = O // G
     M = cols.shape[2]
     w = step.weight_codes.reshape(G, og, K)
-    wf = w.astype(np.float64)
-    products = np.matmul(wf, cols)  # exact: integer operands, |sums| < 2^53
+    wf = w.astype(dtype)
+    products = np.matmul(wf, cols)  # exact: integer operands, every partial sum below the dtype's limit
     # the bias is loaded into each output's accumulator at accumulator width
     bias, bias_ovf = accumulate(step.accumulator_bias, bits, overflow)
     events = bias_ovf * M
