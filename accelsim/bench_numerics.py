@@ -44,11 +44,11 @@ def _gemm_operands(qgraph, hw, x):
     captured = []
     original = ex._im2col
 
-    def spy(codes, step):
-        cols, lead = original(codes, step)
+    def spy(codes, step, dtype=np.float64):
+        cols, lead = original(codes, step, dtype)
         g = step.groups
         captured.append((step.weight_codes.reshape(g, -1, step.weight_codes.shape[1]).astype(np.float64),
-                         np.ascontiguousarray(cols)))
+                         np.ascontiguousarray(cols, dtype=np.float64)))
         return cols, lead
 
     ex._im2col = spy
@@ -98,9 +98,9 @@ def bench_integer_execution(quick: bool) -> Section:
                  "array path MMAC/s (1 thread)"], rows)
     md += (f"\n\n{batch:,} mnist5k test images, DFQ W8A8 on edge-npu-16x16 (32-bit accumulators: the bound proves "
            "every row overflow-free, so every layer takes the fast path). *float64 BLAS GEMMs*: the same weight x "
-           "column products the executor forms, captured from one run and timed alone (no im2col, bias, "
-           "requantization, pools); *execute*: the whole integer network, everything included. Goal: BLAS / execute "
-           ">= 0.5. *array path*: every layer stepped through the numba cycle-stepped kernels "
+           "column products the executor forms, captured from one run and timed alone in float64 (no im2col, bias, "
+           "requantization, pools); *execute*: the whole integer network, everything included (it multiplies in "
+           "float32 where a bound proves float32 exact, else float64). Goal: BLAS / execute >= 0.5. *array path*: every layer stepped through the numba cycle-stepped kernels "
            f"(`path='array'`, {n_arr} images), in model MACs per second (the kernels also step idle PEs). "
            "All measured in this one process, one after another.")
     return Section("Integer execution: fast path beside float64 BLAS, and the array path", md, figures)
