@@ -301,3 +301,17 @@ def test_float32_fast_path_equals_float64(hw, data, monkeypatch):
     fast64 = accelsim.execute(qg, hw, x, progress=False)
     np.testing.assert_array_equal(fast32.output_codes, fast64.output_codes)
     assert fast32.layers["acc_max_abs"].tolist() == fast64.layers["acc_max_abs"].tolist()
+
+
+def test_rounding_shift_edges():
+    p = np.array([5, -5, 0, 7], np.int64)
+    assert rounding_shift(p, 0).tolist() == [5, -5, 0, 7]            # no shift: the integers themselves
+    with pytest.raises(ValueError, match="shift must be >= 0"):
+        rounding_shift(p, np.array([1, -1, 1, 1]))                   # one negative shift is enough
+    with pytest.raises(ValueError):
+        rounding_shift(p, -1)
+    big = np.array([2**61 + 2**60, -(2**61 + 2**60)], np.int64)
+    assert rounding_shift(big, 62).tolist() == [1, -1]               # 1.5 * 2^61 / 2^62 = 0.75 -> 1
+    assert rounding_shift(big, 63).tolist() == [0, 0]                # beyond 62: 0
+    assert round_half_away(np.array([2, -3], np.int64)).tolist() == [2.0, -3.0]  # integers convert
+    assert round_half_away(np.array([2, -3], np.int64)).dtype == np.float64
