@@ -86,20 +86,6 @@ def _version() -> str:
     return __version__
 
 
-def _umask() -> int:
-    """The process umask, read without changing it where the OS allows (Linux)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _npz_path(path: str | os.PathLike) -> Path:
     out = Path(path)
     return out if out.suffix == ".npz" else out.with_name(out.name + ".npz")
@@ -299,16 +285,12 @@ def save_qgraph(qg: QGraph, path: str | os.PathLike, sidecar: bool = True) -> Pa
     arrays, meta = _encode(qg)
     text = json.dumps(meta, indent=1) + "\n"
     payload = {META_KEY: np.frombuffer(text.encode("utf-8"), np.uint8), **arrays}
-    mode = 0o666 & ~_umask()
-
-    def write_npz(tmp: str) -> None:
+    def write_npz(tmp: str) -> None:  # write_atomic gives the file the usual mode
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **payload)
-        os.chmod(tmp, mode)
 
     def write_json(tmp: str) -> None:
         Path(tmp).write_text(text, encoding="utf-8")
-        os.chmod(tmp, mode)
 
     write_atomic(out, write_npz)
     if sidecar:
