@@ -315,3 +315,55 @@ def test_rounding_shift_edges():
     assert rounding_shift(big, 63).tolist() == [0, 0]                # beyond 62: 0
     assert round_half_away(np.array([2, -3], np.int64)).tolist() == [2.0, -3.0]  # integers convert
     assert round_half_away(np.array([2, -3], np.int64)).dtype == np.float64
+
+
+def _pool_graph(rng, include_pad):
+    w = rng.normal(0, 0.4, (4, 2, 3, 3)).astype(np.float32)
+    b = GraphBuilder("pools")
+    b.input((2, 8, 8))
+    b.add("conv2d", "conv", out_channels=4, kernel=3, padding=1, params={"weight": w, "bias": np.zeros(4, np.float32)})
+    b.add("relu", "r")
+    b.add("avgpool", "avg", kernel=3, stride=2, padding=1, ceil_mode=True, count_include_pad=include_pad)
+    b.add("maxpool", "mx", kernel=2, stride=2, ceil_mode=True)
+    b.add("conv2d", "head", out_channels=3, kernel=1, params={"weight": w[:3, :, :1, :1].repeat(2, axis=1),
+                                                              "bias": np.zeros(3, np.float32)})
+    return b.build()
+
+
+@pytest.mark.parametrize("include_pad", [True, False])
+def test_pools_with_padding_and_ceil_mode_match_fake_quant(hw, include_pad):
+    """Average pools whose windows differ in size (padding not counted, ceil-mode overhang) divide
+    each window by its own count, in integers; max pools on codes; both against fake-quant."""
+    rng = np.random.default_rng(5)
+    g = _pool_graph(rng, include_pad)
+    x = rng.normal(0.3, 1.0, (4, 2, 8, 8)).astype(np.float32)
+    qg = accelsim.quantize(g, "naive", hw=hw, calibration=x)
+    r = accelsim.execute(qg, hw, x, progress=False)
+    fq = qg.run(x)
+    grid = qg.activations["head"]
+    assert np.abs(r.output_codes.astype(np.int64) - grid.quantize(fq)).max() <= 1
+    # the average pool itself, exactly: its own output against fake-quant's
+    from accelsim.sim.program import lower, PoolStep
+
+    step = next(s for s in lower(qg, hw).steps if isinstance(s, PoolStep) and s.kind == "avg")
+    counts = 1.0 / (step.multiplier * 2.0 ** -step.shift.astype(float)) * float(step.in_grid.scale) / float(step.out_grid.scale)
+    # 8 input rows, windows of 3 from -1 in steps of 2 (ceil mode: 5 of them): real rows per window
+    # 2, 3, 3, 3, 1; counting the padding, 3, 3, 3, 3, 2 (the last window runs one row past the
+    # right padding, and that overhang never counts)
+    per_axis = np.array([3, 3, 3, 3, 2]) if include_pad else np.array([2, 3, 3, 3, 1])
+    np.testing.assert_allclose(counts, np.outer(per_axis, per_axis), rtol=1e-6)
+
+
+def test_per_layer_exponents_execute_like_fake_quant(data):
+    """Per-layer weight exponents differ from the activations' one: the product table is then
+    indexed by the code pair, (|q_w|/qw)^(1/a_w) (q_x/qx)^(1/a_x)."""
+    hw = load_hw("edge-npu-16x16").replace("quantization.power_unit", "lut")
+    g = accelsim.load_model("tiny_vgg")
+    qg = accelsim.quantize(g, {"method": "dfq+powerquant", "weight_bits": 4, "power_exponent_scope": "per_layer"},
+                           hw=hw)
+    assert len(set(qg.info["power_exponents"].values())) > 1  # layers differ from each other
+    x = _small(data, 8)
+    r = accelsim.execute(qg, hw, x, progress=False)
+    fq = qg.run(x)
+    grid = qg.activations[g.outputs[0]]
+    assert (np.abs(r.output_codes.astype(np.int64) - grid.quantize(fq)) <= 1).mean() >= 0.999
