@@ -244,9 +244,9 @@ def _parse_sets(sets: list[str]) -> dict:
 
 def _apply_sets(hw, sets: list[str]):
     """Apply ``--set PATH=VALUE`` changes through HwConfig.replace (validated like YAML)."""
-    for path, value in _parse_sets(sets).items():
-        hw = hw.replace(path, value)
-    return hw
+    from .explore.point import apply_overrides
+
+    return apply_overrides(hw, _parse_sets(sets))
 
 
 # ----------------------------------------------------------------------------- bench

@@ -59,12 +59,10 @@ def numeric_format_hw(hw, recipe):
 def _resolve(graph, hw):
     """(Graph, hardware priced, hardware whose area counts, QGraph or None) from what the CLI takes:
     a Graph, a QGraph or a saved quantized model, a workload name or file; a HwConfig or a config name or file."""
-    from accelsim.config import load_hw
-    from accelsim.config.hw import HwConfig
+    from accelsim.quant.pipeline import resolve_hw
     from accelsim.quant.qgraph import QGraph
 
-    if not isinstance(hw, HwConfig):
-        hw = load_hw(hw or "edge-npu-16x16")
+    hw = resolve_hw(hw)
     if isinstance(graph, (str, os.PathLike)):
         from accelsim.quant.qgraph_io import load_model_or_qgraph
 

@@ -69,11 +69,6 @@ def _load_model(model):
     return g, prov
 
 
-def _needs_calibration(recipe) -> bool:
-    return (recipe.steps.bias_correction == "empirical" or recipe.activation_range in ("minmax", "mse")
-            or recipe.last_layer_range == "cross_entropy")
-
-
 def apply_overrides(hw, overrides: Mapping[str, Any] | None):
     for path, value in (overrides or {}).items():
         hw = hw.replace(path, value)
@@ -88,17 +83,16 @@ def run_point(model=None, hw=None, recipe=None, data=None, overrides: Mapping[st
     edge-npu-16x16, dfq, mnist5k. A model that is already a QGraph (or a saved one) is not
     re-quantized (then `recipe` must be None)."""
     from .. import __version__
-    from ..config import load_hw
-    from ..config.hw import HwConfig
     from ..cost.model import simulate
     from ..data import Dataset, load_dataset
     from ..quant import load_recipe, quantize
+    from ..quant.pipeline import data_needs, resolve_hw
     from ..quant.qgraph import QGraph
     from ..sim.execute import check_runs_on, execute
 
     t = {"load": time.perf_counter()}
     caught: list[str] = []
-    base_hw = hw if isinstance(hw, HwConfig) else load_hw(hw or DEFAULTS["hw"])
+    base_hw = resolve_hw(hw, DEFAULTS["hw"])
     hw = apply_overrides(base_hw, overrides)
     m, model_prov = _load_model(model or DEFAULTS["model"])
     ds = data if isinstance(data, Dataset) else load_dataset(data or DEFAULTS["data"])
@@ -131,7 +125,7 @@ def run_point(model=None, hw=None, recipe=None, data=None, overrides: Mapping[st
             if not r.quantized:
                 raise AccelsimError("recipe fp32 quantizes nothing: `run` executes a quantized model "
                                     "(use `accelsim evaluate` for FP32 accuracy)")
-            calib = ds.calibration(calibration_size) if _needs_calibration(r) else None
+            calib = ds.calibration(calibration_size) if data_needs(r) else None
             qg = quantize(m, r, hw=hw, calibration=calib, data=ds)
         t["fp32"] = time.perf_counter()
         fp32_logits = float_graph.run(x)

@@ -27,12 +27,21 @@ from .stats import ChannelStats, propagate_stats
 DEFAULT_HW = "edge-npu-16x16"
 
 
-def _resolve_hw(hw: HwConfig | str | os.PathLike | None) -> HwConfig:
+def data_needs(r: Recipe) -> list[str]:
+    """The recipe fields that need calibration data (activation_range auto only uses data it is given)."""
+    needs = ((r.activation_range in ("minmax", "mse"), "activation_range"),
+             (r.steps.bias_correction == "empirical", "steps.bias_correction"),
+             (r.last_layer_range == "cross_entropy", "last_layer_range"))
+    return [field for needed, field in needs if needed]
+
+
+def resolve_hw(hw: HwConfig | str | os.PathLike | None, default: str | None = None) -> HwConfig:
+    """A HwConfig from a HwConfig, a config name or file, or None (`default`, else edge-npu-16x16)."""
     if isinstance(hw, HwConfig):
         return hw
     from ..config import load_hw
 
-    return load_hw(DEFAULT_HW if hw is None else hw)
+    return load_hw(hw or default or DEFAULT_HW)
 
 
 def weight_quantizer(recipe: Recipe):
@@ -98,7 +107,7 @@ def quantize(graph: Graph, recipe: str | os.PathLike | Mapping | Recipe = "dfq",
     documented preprocessing gives the input's range (`info["input_range_source"]` says where
     the range came from; a bundled trained model's own dataset is used when `data` is None).
     """
-    hw = _resolve_hw(hw)
+    hw = resolve_hw(hw)
     r = load_recipe(recipe, hw)
     if not r.quantized:
         return QGraph(graph.copy(), r, hw_name=hw.name)
@@ -106,12 +115,10 @@ def quantize(graph: Graph, recipe: str | os.PathLike | Mapping | Recipe = "dfq",
         raise GraphError(f"graph '{graph.name}' has no weights: quantization needs a model with parameters (ONNX)")
     feeds = _as_feeds(graph, calibration)
     act_range = r.activation_range if r.activation_range != "auto" else ("minmax" if feeds else "bn")
-    for needs_data, field in ((act_range in ("minmax", "mse"), "activation_range"),
-                              (r.steps.bias_correction == "empirical", "steps.bias_correction"),
-                              (r.last_layer_range == "cross_entropy", "last_layer_range")):
-        if needs_data and feeds is None:
-            raise ConfigError(r.source, field, "needs calibration data (calibration=... / --calibration); "
-                              "for a data-free recipe use activation_range: bn and bias_correction: analytic")
+    needs = data_needs(r)
+    if feeds is None and needs:  # the first field that needs data names the problem
+        raise ConfigError(r.source, needs[0], "needs calibration data (calibration=... / --calibration); "
+                          "for a data-free recipe use activation_range: bn and bias_correction: analytic")
 
     info: dict[str, Any] = {"activation_range": act_range}
     if feeds is None or r.input_range is not None:

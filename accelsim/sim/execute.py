@@ -35,6 +35,7 @@ from numba import njit
 
 from ..errors import AccelsimError
 from ..graph.run import _as_inputs, _blas_single_thread, _out_hw, _pad, _pool_geometry, _tap, _windows, maxpool_forward, run_node
+from ..quant.pipeline import resolve_hw
 from ..quant.quantizers import pad_code
 from ..quant.rounding import round_half_away, rounding_shift
 from .accumulator import accumulate, accumulator_range
@@ -432,16 +433,6 @@ def _run_chunk(prog: IntegerProgram, feeds: Mapping[str, np.ndarray], hw, path: 
 # ----------------------------------------------------------------------------- entry point
 
 
-def _resolve_hw(qgraph, hw):
-    from ..config.hw import HwConfig
-
-    if isinstance(hw, HwConfig):
-        return hw
-    from ..config import load_hw
-
-    return load_hw(hw or qgraph.hw_name or "edge-npu-16x16")
-
-
 def execute(qgraph, hw=None, x=None, *, path: str = "auto", batch_size: int | None = None,
             threads: int | None = None, progress: bool = True) -> ExecResult:
     """Run `qgraph` in integers on `hw` (a HwConfig, config name or file; default: the config
@@ -455,7 +446,7 @@ def execute(qgraph, hw=None, x=None, *, path: str = "auto", batch_size: int | No
         raise AccelsimError(f"path: expected one of {', '.join(PATHS)}; found {path!r}")
     if x is None:
         raise AccelsimError("execute needs an input batch x")
-    hw = _resolve_hw(qgraph, hw)
+    hw = resolve_hw(hw, default=qgraph.hw_name)  # the config it was quantized for
     check_runs_on(qgraph, hw)
     prog = lower(qgraph, hw)
     feeds = _as_inputs(qgraph.graph, x)  # the same checks and messages as Graph.run
