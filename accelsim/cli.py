@@ -353,10 +353,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     if args.out:
         from .quant.qgraph_io import save_qgraph
 
-        from .report.output import write_together
-
-        out = out_npz  # one self-contained .npz (accelsim.load_qgraph) and a readable .json, all or nothing
-        write_together([out, out.with_suffix(".json")], lambda tmp: save_qgraph(qg, tmp / out.name))
+        out = save_qgraph(qg, out_npz)  # one self-contained .npz and a readable .json, all or nothing
         totals["written"] = f"{out}, {out.with_suffix('.json')}"
     print(format_table(qg.table(), args.format, totals, f"{graph.name} quantized for {hw.name}"), end="")
     if args.format == "table":

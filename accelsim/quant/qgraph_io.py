@@ -277,24 +277,29 @@ def _encode(qg: QGraph) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 def save_qgraph(qg: QGraph, path: str | os.PathLike, sidecar: bool = True) -> Path:
     """Write `qg` as one self-contained ``.npz`` (".npz" is appended when `path` lacks it), and,
     with `sidecar`, its metadata as readable JSON next to it (``q.npz`` -> ``q.json``).
-    Both are written atomically with the mode of a normal file (0666 less the umask).
-    Returns the path of the npz."""
-    from ..report.output import write_atomic
+    Both are written all or nothing (`write_together`), with the mode of a normal file (0666
+    less the umask). Returns the path of the npz."""
+    from ..report.output import write_atomic, write_together
 
     out = _npz_path(path)
     arrays, meta = _encode(qg)
     text = json.dumps(meta, indent=1) + "\n"
     payload = {META_KEY: np.frombuffer(text.encode("utf-8"), np.uint8), **arrays}
-    def write_npz(tmp: str) -> None:  # write_atomic gives the file the usual mode
+
+    def write_npz(tmp) -> None:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **payload)
 
-    def write_json(tmp: str) -> None:
-        Path(tmp).write_text(text, encoding="utf-8")
+    if not sidecar:
+        write_atomic(out, write_npz)
+        return out
+    json_path = out.with_suffix(".json")
 
-    write_atomic(out, write_npz)
-    if sidecar:
-        write_atomic(out.with_suffix(".json"), write_json)
+    def write_both(folder: Path) -> None:
+        write_npz(folder / out.name)
+        (folder / json_path.name).write_text(text, encoding="utf-8")
+
+    write_together([out, json_path], write_both)
     return out
 
 
