@@ -9,6 +9,7 @@ Cycles per layer: ``compute_cycles`` (the PE grid, as ``sim.simulate`` counts it
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
@@ -77,7 +78,18 @@ def _resolve(graph, hw):
     return graph, hw, hw, None
 
 
-def simulate(graph, hw=None, timing: str = "native", batch: int = 1) -> Result:
+# A layer's cost is a pure function of its shapes (not its name) and the priced config (not
+# its name): identical layers, within a network (ResNet-50: 54 GEMM layers, 21 distinct) and
+# across the points of a sweep, are costed once per process. Bounded, so memory stays flat.
+LAYER_CACHE_ENTRIES = 20_000
+_layer_cache: dict = {}
+
+
+def clear_layer_cache() -> None:
+    _layer_cache.clear()
+
+
+def simulate(graph, hw=None, timing: str = "native", batch: int = 1, recipe=None, layer_cache: bool = True) -> Result:
     """Cycles, memory traffic and stalls, and energy of every GEMM layer of ``graph`` on ``hw``.
 
     graph: a Graph, a workload name or file, or a QGraph: then the layers are priced in the
@@ -86,83 +98,104 @@ def simulate(graph, hw=None, timing: str = "native", batch: int = 1) -> Result:
     file (default edge-npu-16x16).
     timing: "native" (the configured microarchitecture; the memory model picks the stream
     tiling with the fewest total cycles) or "scalesim" (SCALE-Sim 3.0's compute cycles,
-    untiled). Returns the grid's columns, then cycles, memory and energy columns."""
+    untiled). recipe: price a Graph in a recipe's numeric format, as if quantized by it (a
+    Recipe for `hw`; a QGraph brings its own). Returns the grid's columns, then cycles, memory
+    and energy columns."""
     graph, hw, area_hw, qgraph = _resolve(graph, hw)
+    if recipe is not None and qgraph is None and recipe.quantized:
+        hw = numeric_format_hw(hw, recipe)
     base = simulate_grid(graph, hw, timing=timing, batch=batch)
-    pe, p = hw.pe_array, hw.precision
     costs = energy_costs(hw)
     rows = []
+    hw_key = dataclasses.replace(hw, name="")
     for info, row in zip(graph.layers(batch, gemm_only=True), base.layers.to_dict("records")):
-        ov = layer_overheads(info, hw)
-        ex = ov.executed_gemm
-        bits = OperandBits(p.weight_bits if has_weights(info) else p.activation_bits,
-                           p.activation_bits, p.accumulator_bits)
-        if timing == "scalesim":
-            mapping = scalesim_mapping(scalesim_gemm(info.op, graph[info.name].attrs, info.input_shapes, ex),
-                                       pe.rows, pe.cols, pe.dataflow)
-            grid = scalesim_cycles(mapping)
-        else:
-            mapping = map_layer(ex, pe)
-            grid = native_cycles(mapping, pe.weight_preload)
-        power = power_unit_cycles(ov, grid, pe.cols)
-        n_scale = info.gemm.N / ex.N  # an extra zero-point column moves no data
-        if timing == "scalesim":
-            lm = layer_memory([(mapping, 1)], info.ifmap_elems, bits, grid, hw.memory, ov.param_bytes, power,
-                              n_scale)
-            simulate_dram(lm, hw.memory, hw.clock_mhz)
-        else:
-            lm = plan_layer(ex, info.ifmap_elems, bits, hw, ov.param_bytes, power, n_scale)
-        acts = count_actions(ov, lm, mapping.dataflow)
-        energy = energy_by_action(acts, costs)
-        cyc = {
-            "zero_point_cycles": grid - row["compute_cycles"],
-            "tiling_cycles": lm.compute_cycles - power - grid,
-            "power_unit_cycles": power,
-            "stall_cycles": lm.stall_cycles,
-        }
-        total = row["compute_cycles"] + sum(cyc.values())
-        assert total == lm.total_cycles, (info.name, total, lm.total_cycles)
-        dr, dw = lm.dram_read_bytes, lm.dram_write_bytes
-        sram = {b: lm.sram_read_bytes[b] + lm.sram_write_bytes[b] for b in lm.sram_read_bytes}
-        mem = {
-            "stream_tile": lm.stream_tile, "stream_tiles": lm.stream_tiles, "dram_tiles": lm.tiles,
-            # reuse: how many times each operand crosses the DRAM interface (1: read once)
-            "ifmap_dram_passes": dr["ifmap"] / lm.unique_bytes["ifmap"],
-            "filter_dram_passes": dr["filter"] / lm.unique_bytes["filter"] if lm.unique_bytes["filter"] else 0.0,
-            "dram_ifmap_bytes": dr["ifmap"], "dram_filter_bytes": dr["filter"],
-            "dram_ofmap_bytes": dw["ofmap"], "dram_psum_bytes": dr["psum"] + dw["psum"],
-            "dram_params_bytes": dr["params"], "dram_bytes": lm.dram_bytes,
-            "sram_ifmap_bytes": sram["ifmap"], "sram_filter_bytes": sram["filter"],
-            "sram_ofmap_bytes": sram["ofmap"], "sram_acc_bytes": sram["acc"],
-            # at the widths the PE registers hold (PowerQuant's decode_lut: decoded values)
-            "reg_bytes": acts.reg_bits / 8, "avg_dram_gbps": lm.avg_dram_gbps,
-            "peak_dram_gbps": lm.peak_dram_gbps,
-        }
-        counts = acts.as_dict()
-        counts["array_macs"] = counts.pop("macs")
-        act = {k: counts[k] for k in ACTION_COLUMNS}
-        e = {f"energy_{k}_pj": v for k, v in energy.items()}
-        e["energy_pj"] = math.fsum(energy.values())
-        row = {**row, **cyc, "total_cycles": total,
-               "utilisation": info.macs / (pe.num_pes * total),
-               # operand widths of the multipliers and the accumulator, as the executor computes them
-               "weight_bits": bits.weight, "activation_bits": bits.activation, "accumulator_bits": bits.accumulator}
-        rows.append({**row, **mem, **act, **e})
+        key = (dataclasses.replace(info, name=""), hw_key, timing,
+               repr(sorted(graph[info.name].attrs.items())) if timing == "scalesim" else None)
+        cached = _layer_cache.get(key) if layer_cache else None
+        if cached is None:
+            cached = _layer_cost(graph, info, row, hw, costs, timing)
+            if layer_cache:
+                if len(_layer_cache) >= LAYER_CACHE_ENTRIES:
+                    _layer_cache.pop(next(iter(_layer_cache)))
+                _layer_cache[key] = cached
+        rows.append({**row, **cached})
     columns = list(base.layers.columns) + CYCLE_COLUMNS + WIDTH_COLUMNS + MEMORY_COLUMNS + ACTION_COLUMNS + ENERGY_COLUMNS
     layers = pd.DataFrame(rows, columns=columns)
     summary = _summary(base.summary, layers, hw, batch, area_hw)
-    if qgraph is not None:
+    if qgraph is not None or (recipe is not None and recipe.quantized):
         summary["hw"] = area_hw.name
         q = hw.quantization
-        if getattr(qgraph.recipe, "power", False):
-            a = qgraph.info.get("power_exponent")
-            summary["numeric_format"] = (f"{qgraph.recipe.label}: power grids (a = {a:.3g}), "
+        r = qgraph.recipe if qgraph is not None else recipe
+        if getattr(r, "power", False):
+            a = qgraph.info.get("power_exponent") if qgraph is not None else None
+            exponent = f" (a = {a:.3g})" if isinstance(a, (int, float)) else ""
+            summary["numeric_format"] = (f"{r.label}: power grids{exponent}, "
                                          f"{q.weight_granularity} weights, products by {q.power_products}, "
                                          f"per-output {q.power_unit} unit")
         else:
-            summary["numeric_format"] = (f"{qgraph.recipe.label}: {q.weight_scheme} {q.weight_granularity} weights, "
+            summary["numeric_format"] = (f"{r.label}: {q.weight_scheme} {q.weight_granularity} weights, "
                                          f"{q.activation_scheme} activations")
     return Result(layers, summary)
+
+
+def _layer_cost(graph, info, row: dict, hw, costs, timing: str) -> dict:
+    """The cost columns of one layer beyond the grid's `row` (which gives its compute cycles)."""
+    pe, p = hw.pe_array, hw.precision
+    ov = layer_overheads(info, hw)
+    ex = ov.executed_gemm
+    bits = OperandBits(p.weight_bits if has_weights(info) else p.activation_bits,
+                       p.activation_bits, p.accumulator_bits)
+    if timing == "scalesim":
+        mapping = scalesim_mapping(scalesim_gemm(info.op, graph[info.name].attrs, info.input_shapes, ex),
+                                   pe.rows, pe.cols, pe.dataflow)
+        grid = scalesim_cycles(mapping)
+    else:
+        mapping = map_layer(ex, pe)
+        grid = native_cycles(mapping, pe.weight_preload)
+    power = power_unit_cycles(ov, grid, pe.cols)
+    n_scale = info.gemm.N / ex.N  # an extra zero-point column moves no data
+    if timing == "scalesim":
+        lm = layer_memory([(mapping, 1)], info.ifmap_elems, bits, grid, hw.memory, ov.param_bytes, power,
+                          n_scale)
+        simulate_dram(lm, hw.memory, hw.clock_mhz)
+    else:
+        lm = plan_layer(ex, info.ifmap_elems, bits, hw, ov.param_bytes, power, n_scale)
+    acts = count_actions(ov, lm, mapping.dataflow)
+    energy = energy_by_action(acts, costs)
+    cyc = {
+        "zero_point_cycles": grid - row["compute_cycles"],
+        "tiling_cycles": lm.compute_cycles - power - grid,
+        "power_unit_cycles": power,
+        "stall_cycles": lm.stall_cycles,
+    }
+    total = row["compute_cycles"] + sum(cyc.values())
+    assert total == lm.total_cycles, (info.name, total, lm.total_cycles)
+    dr, dw = lm.dram_read_bytes, lm.dram_write_bytes
+    sram = {b: lm.sram_read_bytes[b] + lm.sram_write_bytes[b] for b in lm.sram_read_bytes}
+    mem = {
+        "stream_tile": lm.stream_tile, "stream_tiles": lm.stream_tiles, "dram_tiles": lm.tiles,
+        # reuse: how many times each operand crosses the DRAM interface (1: read once)
+        "ifmap_dram_passes": dr["ifmap"] / lm.unique_bytes["ifmap"],
+        "filter_dram_passes": dr["filter"] / lm.unique_bytes["filter"] if lm.unique_bytes["filter"] else 0.0,
+        "dram_ifmap_bytes": dr["ifmap"], "dram_filter_bytes": dr["filter"],
+        "dram_ofmap_bytes": dw["ofmap"], "dram_psum_bytes": dr["psum"] + dw["psum"],
+        "dram_params_bytes": dr["params"], "dram_bytes": lm.dram_bytes,
+        "sram_ifmap_bytes": sram["ifmap"], "sram_filter_bytes": sram["filter"],
+        "sram_ofmap_bytes": sram["ofmap"], "sram_acc_bytes": sram["acc"],
+        # at the widths the PE registers hold (PowerQuant's decode_lut: decoded values)
+        "reg_bytes": acts.reg_bits / 8, "avg_dram_gbps": lm.avg_dram_gbps,
+        "peak_dram_gbps": lm.peak_dram_gbps,
+    }
+    counts = acts.as_dict()
+    counts["array_macs"] = counts.pop("macs")
+    act = {k: counts[k] for k in ACTION_COLUMNS}
+    e = {f"energy_{k}_pj": v for k, v in energy.items()}
+    e["energy_pj"] = math.fsum(energy.values())
+    own = {**cyc, "total_cycles": total,
+           "utilisation": info.macs / (pe.num_pes * total),
+           # operand widths of the multipliers and the accumulator, as the executor computes them
+           "weight_bits": bits.weight, "activation_bits": bits.activation, "accumulator_bits": bits.accumulator}
+    return {**own, **mem, **act, **e}
 
 
 def _summary(grid: dict, layers: pd.DataFrame, hw, batch: int, area_hw) -> dict:
