@@ -443,6 +443,148 @@ def cmd_run(args: argparse.Namespace) -> int:
 _ARGS["run"] = _run_args
 
 
+# ----------------------------------------------------------------------------- sweeps
+
+
+def _sweep_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", metavar="SPEC.yaml", help="sweep spec: base config, workloads, recipes, grid/zip/random axes")
+    p.add_argument("--store", metavar="FILE", default=None,
+                   help="SQLite result store (default: SPEC's name with .db); a rerun computes only missing points")
+    p.add_argument("--workers", type=_int_in(0, 1024), default=None, metavar="N",
+                   help="worker processes (default: the machine's cores; 0: in this process)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="tcp://HOST:PORT", default=None,
+                       help="run on an existing Dask cluster (dask.distributed)")
+    where.add_argument("--dask", choices=("local",), default=None,
+                       help="start a Dask LocalCluster of --workers processes and run on it")
+    p.add_argument("--retry-errors", action="store_true", help="recompute points recorded as failed or timed out")
+    _format_arg(p)
+
+
+@command("sweep", "run a design-space sweep (local processes or Dask) into a resumable result store")
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .explore.analysis import pareto_front
+    from .explore.runner import run_sweep
+    from .explore.spec import load_sweep
+    from .explore.store import Store, results_frame
+
+    spec = load_sweep(args.spec)
+    store = Path(args.store) if args.store else Path(Path(args.spec).stem + ".db")
+    stats = run_sweep(spec, store, workers=args.workers, dask="local" if args.dask else args.scheduler)
+    summary = {"sweep": spec.name, "store": str(store), "points": stats.points, **stats.by_status,
+               "computed_now": stats.computed, "already_in_store": stats.already_done,
+               "accuracy_measured": stats.accuracy_measured, "accuracy_reused": stats.accuracy_reused,
+               "wall_s": round(stats.wall_s, 2),
+               "points_per_s": round(stats.computed / stats.wall_s, 2) if stats.wall_s else 0.0}
+    with Store(store, create=False) as st:
+        df = results_frame(st, spec.name)
+    front = pareto_front(df) if len(df) else df
+    show = [c for c in ("workload", "recipe", *spec.axis_names, "top1_integer", "energy_uj_per_inference",
+                        "latency_ms", "area_mm2") if c in front.columns]
+    print(format_table(front[show] if len(front) else front, args.format, summary,
+                       f"sweep {spec.name}: the Pareto front (energy, latency, area, accuracy), per workload"), end="")
+    bad = df[df["status"].isin(["error", "timeout"])] if len(df) else df
+    for _, row in bad.head(5).iterrows():
+        print(f"warning: point {row['point']} ({row['workload']}, {row['recipe']}) {row['status']}: "
+              f"{str(row['error'])[:300]}", file=sys.stderr)
+    return 0
+
+
+_ARGS["sweep"] = _sweep_args
+
+
+def _results_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("store", metavar="STORE", help="a result store written by accelsim sweep")
+    p.add_argument("-o", "--out", metavar="FILE", default=None,
+                   help="write one row per point, every axis a column (.csv, .parquet or .json)")
+    p.add_argument("--sweep", metavar="NAME", default=None, help="only this sweep's points (default: all)")
+    p.add_argument("--layers", action="store_true", help="the per-layer table instead (one row per point and layer)")
+    _format_arg(p)
+
+
+@command("results", "export a sweep result store: one row per point with every axis as a column")
+def cmd_results(args: argparse.Namespace) -> int:
+    from .explore.store import Store, layers_frame, results_frame
+    from .report.output import check_writable, write_dataframe
+
+    if args.out:
+        check_writable(args.out)
+    with Store(args.store, create=False) as st:
+        df = layers_frame(st, args.sweep) if args.layers else results_frame(st, args.sweep)
+    if args.out:
+        write_dataframe(df, args.out)
+        print(f"wrote {len(df)} rows to {args.out}")
+        return 0
+    print(format_table(df, args.format), end="")
+    return 0
+
+
+_ARGS["results"] = _results_args
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("store", metavar="STORE", help="a result store written by accelsim sweep")
+    p.add_argument("-o", "--out", metavar="FILE", required=True,
+                   help="FILE.html (one self-contained file, interactive plots) or FILE.md (Markdown, PNG plots)")
+    p.add_argument("--sweep", metavar="NAME", default=None, help="only this sweep's points (default: all)")
+
+
+@command("report", "an HTML or Markdown report of a sweep: Pareto fronts, energy breakdown, per-layer cycles")
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report.sweep_report import write_report
+
+    out = write_report(args.store, args.out, sweep=args.sweep)
+    print(f"wrote {out}")
+    return 0
+
+
+_ARGS["report"] = _report_args
+
+
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("a", metavar="A", help="the first hardware config (YAML, SCALE-Sim .cfg or a name in hwconfigs/)")
+    p.add_argument("b", metavar="B", help="the second hardware config")
+    p.add_argument("--model", default="tiny_mobilenet_v2",
+                   help="a trained model (accuracy and cost) or a zoo workload (cost only); default tiny_mobilenet_v2")
+    p.add_argument("--recipe", default=None, help="quantization recipe for both (default: dfq)")
+    p.add_argument("--data", default="mnist5k", help="dataset for a trained model (default: mnist5k)")
+    p.add_argument("--limit", type=_int_in(1), default=None, metavar="N", help="use only the first N test images")
+    _format_arg(p)
+
+
+@command("compare", "two hardware configs side by side on one model: accuracy and cost, with the differences")
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .explore.analysis import compare_table
+    from .explore.evaluate import cost_one
+    from .explore.point import run_point
+    from .graph.zoo import load_model
+    from .quant.pipeline import resolve_hw
+    from .quant.recipe import load_recipe
+
+    g = load_model(args.model)
+    summaries = []
+    for ref in (args.a, args.b):
+        hw = resolve_hw(ref)
+        recipe = load_recipe(args.recipe or "dfq", hw)
+        if g.has_params:
+            summaries.append(run_point(g, hw, recipe, args.data, limit=args.limit, progress=True).summary)
+        else:
+            summaries.append(cost_one({"hw": hw.to_dict(), "recipe_dict": recipe.to_dict(), "idx": ref,
+                                       "workload_ref": args.model, "timing": "native", "batch": 1})["summary"])
+    name_a, name_b = (resolve_hw(r).name for r in (args.a, args.b))
+    if name_a == name_b:
+        name_a, name_b = f"A ({name_a})", f"B ({name_b})"
+    df = compare_table(*summaries, name_a, name_b)
+    print(format_table(df, args.format, title=f"{g.name}, {summaries[0].get('numeric_format', '')}: "
+                                                f"{name_a} vs {name_b}"), end="")
+    return 0
+
+
+_ARGS["compare"] = _compare_args
+
+
 # ----------------------------------------------------------------------------- entry point
 
 

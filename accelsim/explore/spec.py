@@ -227,7 +227,7 @@ def sweep_from_dict(doc: Any, file: str | None = None) -> SweepSpec:
         if path.startswith(RECIPE_PREFIX):
             f = path[len(RECIPE_PREFIX):]
             if f not in RECIPE_FIELDS:
-                raise ConfigError(src, f"{where}.{path}", f"unknown recipe field{_hint(f, RECIPE_FIELDS)}; expected "
+                raise ConfigError(src, f"{where}.{path}", f"unknown recipe field{_hint(path, [RECIPE_PREFIX + x for x in RECIPE_FIELDS])}; expected "
                                   f"one of {', '.join(RECIPE_PREFIX + x for x in RECIPE_FIELDS)}")
             for j, v in enumerate(values):
                 try:
