@@ -45,3 +45,17 @@ def test_layer_cache_gives_the_uncached_table(workload):
         pd.testing.assert_frame_equal(ref.layers, again.layers)
         assert ref.summary == got.summary
     assert not cold.layers.equals(ref.layers)
+
+
+def test_traffic_reused_across_bandwidths_gives_the_fresh_result():
+    g = acs.load_model("resnet18")
+    hw = acs.load_hw("edge-npu-16x16")
+    fresh = {}
+    for bw in (4, 64):
+        model.clear_layer_cache()
+        fresh[bw] = model.simulate(g, hw.replace("memory.dram_bandwidth_gbps", bw), layer_cache=False)
+    model.clear_layer_cache()
+    for bw in (64, 4):  # 4 GB/s served the traffic computed for 64 GB/s
+        got = model.simulate(g, hw.replace("memory.dram_bandwidth_gbps", bw), layer_cache=False)
+        pd.testing.assert_frame_equal(got.layers, fresh[bw].layers)
+    assert fresh[4].summary["stall_cycles"] > fresh[64].summary["stall_cycles"]

@@ -86,7 +86,11 @@ _layer_cache: dict = {}
 
 
 def clear_layer_cache() -> None:
+    """Forget every cached layer cost (and the memory model's cached traffic)."""
+    from accelsim.sim.memory import clear_traffic_cache
+
     _layer_cache.clear()
+    clear_traffic_cache()
 
 
 def simulate(graph, hw=None, timing: str = "native", batch: int = 1, recipe=None, layer_cache: bool = True) -> Result:

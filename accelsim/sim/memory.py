@@ -63,6 +63,7 @@ stall-free and reports the bandwidth it would need.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -553,16 +554,39 @@ def plan_layer(gemm: GemmView, ifmap_elems: int, bits: OperandBits, hw, param_by
         runs = [(map_layer(gemm, pe), 1)] if tile == cands[0] else split_runs(gemm, pe, tile)
         compute = sum(n * native_cycles(m, pe.weight_preload) for m, n in runs)
         args = (runs, ifmap_elems, bits, compute, mem, param_bytes, extra_cycles, n_scale)
-        lm = layer_memory(*args, timeline=False)
+        lm = _layer_memory_reused(args, timeline=False)
         plans.append((max(lm.compute_cycles, lm.dram_bytes / bpc), args))
     plans.sort(key=lambda p: p[0])
     for bound, args in plans:
         if best is not None and bound >= best.total_cycles + 1:
             break  # cannot beat the best: compute and transfers are both lower bounds
-        lm = simulate_dram(layer_memory(*args), mem, hw.clock_mhz)
+        lm = simulate_dram(_layer_memory_reused(args, timeline=True), mem, hw.clock_mhz)
         if best is None or (lm.total_cycles, lm.dram_bytes) < (best.total_cycles, best.dram_bytes):
             best = lm
     return best
+
+
+# A layer's traffic and tiles do not depend on the DRAM bandwidth or the clock, only on its
+# runs, widths and buffer sizes: a sweep over bandwidth reuses them (bounded, so memory stays
+# flat). simulate_dram fills in a copy.
+_TRAFFIC_CACHE_ENTRIES = 4096
+_traffic_cache: dict = {}
+
+
+def clear_traffic_cache() -> None:
+    _traffic_cache.clear()
+
+
+def _layer_memory_reused(args: tuple, timeline: bool) -> LayerMemory:
+    runs, ifmap_elems, bits, compute, mem, param_bytes, extra_cycles, n_scale = args
+    key = (tuple(runs), ifmap_elems, bits, compute, mem.ifmap_sram_kib, mem.filter_sram_kib, mem.accumulator_kib,
+           param_bytes, extra_cycles, n_scale, timeline)
+    lm = _traffic_cache.get(key)
+    if lm is None:
+        if len(_traffic_cache) >= _TRAFFIC_CACHE_ENTRIES:
+            _traffic_cache.pop(next(iter(_traffic_cache)))
+        lm = _traffic_cache[key] = layer_memory(*args, timeline=timeline)
+    return copy.copy(lm)
 
 
 # --------------------------------------------------------------------------- DRAM timeline (simpy)
