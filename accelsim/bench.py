@@ -42,7 +42,7 @@ class Benchmark:
 
 
 BENCHMARKS: dict[str, Benchmark] = {}
-_PLUGINS: tuple[str, ...] = ("accelsim.bench_cost", "accelsim.bench_numerics")  # modules that register more benchmarks when imported
+_PLUGINS: tuple[str, ...] = ("accelsim.bench_cost", "accelsim.bench_numerics", "accelsim.explore.bench_sweep")  # modules that register more benchmarks when imported
 
 
 def benchmark(name: str, help: str):
