@@ -231,7 +231,19 @@ def test_dask_local_cluster_gives_the_local_runners_rows(tmp_path):
     spec = sweep_from_dict({"name": "d", "workloads": ["mobilenet_v2", "tiny_vgg"], "recipes": ["naive", "dfq"],
                             "limit": 40, "grid": {"pe_array.rows": [8, 16], "precision.accumulator_bits": [18, 32]}})
     run_sweep(spec, tmp_path / "local.db", workers=0, progress=False)
-    run_sweep(spec, tmp_path / "dask.db", workers=2, dask="local", progress=False)
+    from distributed import LocalCluster
+
+    import yaml
+
+    spec_file = tmp_path / "d.yaml"
+    spec_file.write_text(yaml.safe_dump({"name": "d", "workloads": ["mobilenet_v2", "tiny_vgg"],
+                                         "recipes": ["naive", "dfq"], "limit": 40,
+                                         "grid": {"pe_array.rows": [8, 16], "precision.accumulator_bits": [18, 32]}}))
+    # a running cluster, joined by address as `accelsim sweep --scheduler tcp://...` does
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        r = subprocess.run([*ACCELSIM, "sweep", str(spec_file), "--store", str(tmp_path / "dask.db"),
+                            "--scheduler", cluster.scheduler_address], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
     local, dask = _frame(tmp_path / "local.db"), _frame(tmp_path / "dask.db")
     assert len(local) == 16 and (local["status"] == "ok").all()
     pd.testing.assert_frame_equal(local, dask)
