@@ -114,7 +114,8 @@ class SweepSpec:
         return {"name": self.name, "base": self.base_ref, "workloads": self.workloads, "recipes": self.recipes,
                 "data": self.data, "split": self.split, "limit": self.limit, "accuracy": self.accuracy,
                 "grid": self.grid, "zip": self.zip, "random": self.random, "timing": self.timing,
-                "batch": self.batch, "timeout_s": self.timeout_s, "calibration_size": self.calibration_size}
+                "batch": self.batch, "timeout_s": self.timeout_s, "calibration_size": self.calibration_size,
+                "title": self.title, "notes": self.notes}
 
 
 def _random_rows(rand: dict[str, Any]) -> list[dict[str, Any]]:
