@@ -8,7 +8,8 @@ import pandas as pd
 
 # objective -> direction; accuracy is maximised, the costs minimised
 OBJECTIVES = {"energy_uj_per_inference": "min", "latency_ms": "min", "area_mm2": "min", "top1_integer": "max"}
-META_COLUMNS = ["sweep", "point", "key", "status", "error", "workload", "recipe", "accelsim_version", "wall_s"]
+META_COLUMNS = ["sweep", "point", "key", "status", "error", "workload", "recipe", "method", "accelsim_version",
+                "wall_s"]
 
 
 def axis_columns(df: pd.DataFrame, spec_axes: Sequence[str] | None = None) -> list[str]:
@@ -59,7 +60,8 @@ def sensitivity(df: pd.DataFrame, axes: Sequence[str], metrics: Sequence[str] | 
     ok = df[df["status"] == "ok"] if "status" in df else df
     rows = []
     for workload, g in ok.groupby("workload", sort=False):
-        for axis in ("recipe", *axes):
+        # the quantization method, not the recipe's label (its bit-widths are axes of their own)
+        for axis in ("method" if "method" in g else "recipe", *axes):
             if axis not in g or g[axis].astype(str).nunique() < 2:
                 continue
             keyed = g.assign(_v=g[axis].astype(str))

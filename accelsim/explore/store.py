@@ -172,7 +172,7 @@ def results_frame(store: Store, sweep: str | None = None):
     for key, sw, idx, status, workload, recipe, axes, summary, _layers, error, version, wall_s in \
             store.raw_points(sweep):
         rec = {"sweep": sw, "point": idx, "key": key, "status": status, "error": error, "workload": workload,
-               "recipe": recipe}
+               "recipe": recipe, "method": str(recipe).split(" ")[0]}
         rec.update(json.loads(axes))
         for k, v in (json.loads(summary) if summary else {}).items():
             rec.setdefault(k, v)
