@@ -196,6 +196,7 @@ class _Stripper:
         self.dropped: set[str] = set()  # node names already consumed by a pattern
         self.names: set[str] = set()
         self.form: set[str] = set()
+        self.restored: list[str] = []  # ReLU / ReLU6 put back (`_restore_activations`)
 
     # -------------------------------------------------------------- helpers
     def err(self, n, msg: str) -> GraphError:
@@ -577,12 +578,46 @@ class _Stripper:
         return cons[0] if len(cons) == 1 and cons[0].op_type == op_type else None
 
     # -------------------------------------------------------------- the float model
+    def _restore_activations(self) -> None:
+        """Put back the ReLU / ReLU6 an exporter folded into a quantizer: onnxruntime's removes a
+        Relu or Clip(0, 6) after a Conv / Gemm / MatMul / Add when the output grid's lowest value
+        is 0 (its clamp is the ReLU). The float reference needs it back; the integer execution
+        is the same either way (accelsim fuses it into the layer's clamp)."""
+        consumers: dict[str, list] = {}
+        for node in self.nodes:
+            for t in node.input:
+                consumers.setdefault(t, []).append(node)
+        out: list = []
+        for node in self.nodes:
+            out.append(node)
+            t = node.output[0] if node.output else ""
+            g = self.act.get(t)
+            if node.op_type not in ("Conv", "Gemm", "MatMul", "Add") or g is None or g.axis is not None:
+                continue
+            if int(g.zero_point) != g.qmin or any(c.op_type in ("Relu", "Clip") for c in consumers.get(t, [])):
+                continue
+            top = float(g.scale) * (g.qmax - int(g.zero_point))
+            relu6 = abs(top - 6.0) <= 1e-5 * 6.0
+            pre = f"{t}/before_activation"
+            node.output[0] = pre
+            name = self.fresh(f"{node.name}/restored_{'relu6' if relu6 else 'relu'}")
+            if relu6:
+                lo = self.float_const(f"{name}/min", np.zeros(()))
+                hi = self.float_const(f"{name}/max", np.full((), 6.0))
+                act = self.helper.make_node("Clip", [pre, lo, hi], [t], name=name)
+            else:
+                act = self.helper.make_node("Relu", [pre], [t], name=name)
+            out.append(act)
+            self.restored.append(name)
+        self.nodes = out
+
     def _finish(self):
         onnx, helper = self.onnx, self.helper
         g = self.model.graph
         for node in self.nodes:  # late substitutions (a DQ seen after its consumer cannot happen: ONNX is sorted)
             for i, t in enumerate(node.input):
                 node.input[i] = self.read(t)
+        self._restore_activations()
         outputs = []
         rename: dict[str, str] = {}
         for o in g.output:
@@ -728,7 +763,8 @@ def _build_qgraph(graph, float_model, st: _Stripper, where: str) -> QGraph:
         weight_granularity="per_channel" if per_channel else "per_tensor", activation_range="minmax",
         source=where)
     info: dict[str, Any] = {"imported_from": where, "onnx_form": "+".join(sorted(st.form)) or "float",
-                            "activation_range": "stored in the file", "qdq_dropped": dropped}
+                            "activation_range": "stored in the file", "qdq_dropped": dropped,
+                            "restored_activations": list(st.restored)}
     return QGraph(graph, recipe, layers, activations, info, None, graph)
 
 
