@@ -196,6 +196,7 @@ class _Stripper:
         self.dropped: set[str] = set()  # node names already consumed by a pattern
         self.names: set[str] = set()
         self.form: set[str] = set()
+        self.emitted: set[str] = set()  # names of the nodes written so far
         self.restored: list[str] = []  # ReLU / ReLU6 put back (`_restore_activations`)
 
     # -------------------------------------------------------------- helpers
@@ -274,8 +275,12 @@ class _Stripper:
         return name
 
     def emit(self, op_type: str, inputs: list[str], outputs: list[str], name: str, attrs=None, domain: str = ""):
-        node = self.helper.make_node(op_type, inputs, outputs, name=self.fresh(name or f"{op_type}_{outputs[0]}"),
-                                     domain=domain or None)
+        if name and name not in self.emitted:  # the node it replaces keeps its name
+            node_name = name
+        else:
+            node_name = self.fresh(name or f"{op_type}_{outputs[0]}")
+        self.emitted.add(node_name)
+        node = self.helper.make_node(op_type, inputs, outputs, name=node_name, domain=domain or None)
         if attrs:
             node.attribute.extend(attrs)
         self.nodes.append(node)
