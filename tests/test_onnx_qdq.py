@@ -375,3 +375,42 @@ def test_unrunnable_format_names_the_layer_and_the_flag(tmp_path):
     status, out, err = run(["simulate", path, "--nearest-format"], tmp_path)
     assert status == 0, err
     assert err.startswith("warning: ") and "re-quantized conv" in err
+
+
+@pytest.mark.parametrize("fmt", ["QOperator", "QDQ"])
+def test_concat_models_from_quantize_static_agree_with_onnxruntime(fmt, tmp_path):
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    w = [RNG.normal(0, 0.3, s).astype(np.float32) for s in ((4, 3, 3, 3), (4, 3, 1, 1), (2, 8, 1, 1))]
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w1"], ["a"], name="c1", pads=[1, 1, 1, 1]),
+         helper.make_node("Conv", ["input", "w2"], ["b"], name="c2"),
+         helper.make_node("Concat", ["a", "b"], ["c"], name="cat", axis=1),
+         helper.make_node("Conv", ["c", "w3"], ["output"], name="c3")], "f",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 6, 6])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 2, 6, 6])],
+        [numpy_helper.from_array(v, f"w{i + 1}") for i, v in enumerate(w)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "f.onnx"))
+    xs = inputs(32)
+
+    class R(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"input": xs[i:i + 1]} for i in range(len(xs))])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    out = tmp_path / "q.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_static(str(tmp_path / "f.onnx"), str(out), R(), quant_format=getattr(QuantFormat, fmt),
+                        per_channel=True)
+    if fmt == "QOperator":
+        assert any(n.op_type == "QLinearConcat" for n in onnx.load(str(out)).graph.node)
+    qg = accelsim.load_model(out)
+    lsb = float(qg.activations[qg.graph.outputs[0]].scale)
+    yi = accelsim.execute(qg, accelsim.load_hw("edge-npu-16x16"), xs).output
+    yo = np.concatenate([ort_run(out, xs[i:i + 1]) for i in range(len(xs))])
+    assert (lsb_diff(yi, yo, lsb) <= 1).mean() >= 0.999

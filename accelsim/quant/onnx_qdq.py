@@ -672,6 +672,11 @@ def load_quantized_onnx(path_or_model, input_shapes=None) -> QGraph:
         path = Path(path_or_model)
         if not path.is_file():
             raise GraphError(f"{path}: expected an existing ONNX file; found no such file")
+        from ..graph.onnx_import import MAX_ONNX_BYTES
+
+        if path.stat().st_size > MAX_ONNX_BYTES:
+            raise GraphError(f"{path}: expected an ONNX file of at most {MAX_ONNX_BYTES:,} bytes; found "
+                             f"{path.stat().st_size:,} bytes")
         try:
             model = onnx.load(str(path), load_external_data=False)
         except Exception as exc:  # noqa: BLE001 - protobuf errors share no base class
