@@ -14,8 +14,8 @@
    (`QGraph.save_onnx`) and run by onnxruntime (optimisations on and off), against accelsim's
    integer execution and its fake-quant reference.
 
-Agreement is per output element (the logits) in LSBs of the output grid, |a - b| / s_out
-rounded, and in top-1 on the mnist5k test split.
+Agreement is per output element (the logits) in codes of the output grid, |q(a) - q(b)|
+(LSBs; on PowerQuant's power-domain grid a code is not a fixed step in value), and in top-1 on the mnist5k test split.
 """
 from __future__ import annotations
 
@@ -104,9 +104,12 @@ def quantize_with_ort(model: str, out_dir, calibration: np.ndarray, fmt: str = "
     return out
 
 
-def lsb_agreement(a: np.ndarray, b: np.ndarray, lsb: float) -> dict[str, float]:
-    """Per element |a - b| in output LSBs: fraction equal, within one, the largest."""
-    d = np.rint(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)) / lsb)
+def lsb_agreement(a: np.ndarray, b: np.ndarray, grid) -> dict[str, float]:
+    """Per element, how many codes of the output grid (`QuantParams`) a and b are apart: the
+    fraction equal, within one, the largest. Codes, not value / scale: on a PowerQuant grid one
+    code is not a fixed step in value."""
+    d = np.abs(grid.quantize(np.asarray(a, np.float64)).astype(np.int64)
+               - grid.quantize(np.asarray(b, np.float64)).astype(np.int64))
     return {"equal": float((d == 0).mean()), "within_1": float((d <= 1).mean()), "max_lsb": int(d.max(initial=0))}
 
 
@@ -126,7 +129,7 @@ def their_models(x, y, calib, hw, tmp: Path):
         for fmt in ("QDQ", "QOperator"):
             path = quantize_with_ort(model, tmp, calib, fmt)
             qg = accelsim.load_model(path)
-            lsb = float(qg.activations[qg.graph.outputs[0]].scale)
+            lsb = qg.activations[qg.graph.outputs[0]]  # the output grid
             t0 = time.perf_counter()
             yi = accelsim.execute(qg, hw, x).output
             t_exec = time.perf_counter() - t0
@@ -171,7 +174,7 @@ def our_models(x, y, calib, hw, tmp: Path):
                 qg = accelsim.quantize(g, recipe, hw=hwr, calibration=calib if recipe == "dfq_calibrated" else None,
                                        data=data)
             path = qg.save_onnx(tmp / f"{model}_{recipe.replace('+', '_')}.onnx")
-            lsb = float(qg.activations[qg.graph.outputs[0]].scale)
+            lsb = qg.activations[qg.graph.outputs[0]]  # the output grid
             yi = accelsim.execute(qg, hwr, x).output
             fq = qg.run(x)
             on, off = ort_outputs(path, x, True), ort_outputs(path, x, False)
@@ -213,22 +216,26 @@ EXPLANATIONS = """\
    2^-24 relative of a rounding boundary land one code apart. With optimisations off the
    float32 sum itself is also rounded (its order is MLAS's, not the exact integer sum).
 3. **Where onnxruntime stays in float.** Its QDQ fusion turns Q/DQ-wrapped ops into integer
-   kernels only where a pattern matches: an Add followed by a Relu before its QuantizeLinear
-   (accelsim's fused add -> relu site) stays a float Add between DequantizeLinear and
-   QuantizeLinear, and for int8 (signed) activations on x86 its quantizer's own files keep
-   some convolutions in float (the S8S8 fallback onnxruntime warns about). These run the
-   same arithmetic as item 2 with optimisations off.
+   kernels only where its patterns match (table "Which integer kernels"): an Add followed by a
+   Relu before its QuantizeLinear (accelsim's fused add -> relu site) stays a float Add between
+   DequantizeLinear and QuantizeLinear, and in the files its own quantizer writes (int8
+   activations) some convolutions stay float Conv between DequantizeLinear and QuantizeLinear
+   (the QLinearConv count is below the Conv count; onnxruntime warns that signed int8
+   activations are slow on x64). Those ops run item 2's float arithmetic even with
+   optimisations on, which is why "ORT on vs off" is not 100% equal for those files.
 4. **Error growth with depth.** A one-LSB difference inside the network can grow: a
    difference of one code in a wide layer shifts every dot product that reads it, so the
    deepest model (tiny_mobilenet_v2, 17 convs) shows the rare 2-LSB logit.
 5. **PowerQuant.** The exported file applies x -> (x + c)^a and its inverse with float Pow
-   nodes, exactly what accelsim's fake-quant reference computes, so onnxruntime agrees with the
-   fake-quant reference (last columns). accelsim's *integer* execution of PowerQuant raises
-   every product to 1/a in fixed point (a product LUT of `power_product_frac_bits` fraction
-   bits at each PE) and the layer output through a `power_output_bits` fixed-point stage;
-   those roundings are what the power datapath costs, and they put a few percent of the logits
-   2 to 5 LSBs away from the float evaluation. onnxruntime has no integer kernel for a Pow on
-   quantized values: with optimisations on, the power grids stay in float.
+   nodes, which is what accelsim's fake-quant reference computes, so onnxruntime agrees with the
+   fake-quant reference (last columns); with optimisations on these stay float (onnxruntime has
+   no integer kernel for a power grid), so "ORT on" equals "ORT off". accelsim's *integer*
+   execution raises every product to 1/a in fixed point (a product LUT with
+   `power_product_frac_bits` fraction bits at each PE) and the layer output through a
+   `power_output_bits` fixed-point stage: those roundings are the power datapath's, and they
+   leave fewer logits on exactly the same code (89-98%) than the uniform recipes (99-100%),
+   still all within one code. One code of a power-domain grid is not a fixed step in value,
+   which is why agreement is counted in codes, not in value / scale.
 6. **Representation, not a difference.** onnxruntime's int8 activations with a zero-point
    are imported onto accelsim's unsigned grid (codes and zero-point + 128): the same values,
    so it is not counted as a difference; ReLU / ReLU6 that onnxruntime's quantizer removed
@@ -282,7 +289,7 @@ Regenerate: `{COMMAND}` ({n:,} mnist5k test images; accelsim {accelsim.__version
 {ort.__version__}, onnx {onnx.__version__}; {elapsed:.0f} s on this machine). Hardware:
 edge-npu-16x16 (8-bit, symmetric per-channel weights, asymmetric activations, 32-bit
 accumulators; PowerQuant recipes with `quantization.power_unit: lut`). Agreement is over every
-output element (10 logits per image) in LSBs of the output grid; "=": the same code, "<=1":
+output element (10 logits per image) in codes (LSBs) of the output grid; "=": the same code, "<=1":
 within one LSB.
 
 ## 1. onnxruntime-quantized models executed by accelsim
