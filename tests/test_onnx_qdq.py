@@ -424,3 +424,33 @@ def test_an_imported_model_saves_as_npz_and_loads_back_with_the_same_integers(tm
     hw = accelsim.load_hw("edge-npu-16x16")
     x = inputs()
     np.testing.assert_array_equal(accelsim.execute(back, hw, x).output_codes, accelsim.execute(qg, hw, x).output_codes)
+
+
+def test_conv_integer_after_a_static_quantizer_loads_and_agrees_with_onnxruntime(tmp_path):
+    w_int = RNG.integers(0, 256, size=(4, 3, 3, 3)).astype(np.uint8)
+    s_x, z_x, s_w, z_w = np.float32(0.02), np.uint8(100), np.float32(0.004), np.uint8(128)
+    inits = [numpy_helper.from_array(np.array(s_x), "x_scale"), numpy_helper.from_array(np.array(z_x), "x_zp"),
+             numpy_helper.from_array(w_int, "w_q"), numpy_helper.from_array(np.array(z_w), "w_zp"),
+             numpy_helper.from_array(np.array(s_x * s_w, np.float32), "s_xw"),
+             numpy_helper.from_array(np.array(0.05, np.float32), "y_scale"),
+             numpy_helper.from_array(np.array(120, np.uint8), "y_zp")]
+    nodes = [helper.make_node("QuantizeLinear", ["input", "x_scale", "x_zp"], ["x_q"], name="in_q"),
+             helper.make_node("ConvInteger", ["x_q", "w_q", "x_zp", "w_zp"], ["acc"], name="convi", pads=[1, 1, 1, 1]),
+             helper.make_node("Cast", ["acc"], ["acc_f"], name="cast", to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["acc_f", "s_xw"], ["conv_out"], name="rescale"),
+             helper.make_node("QuantizeLinear", ["conv_out", "y_scale", "y_zp"], ["y_q"], name="out_q"),
+             helper.make_node("DequantizeLinear", ["y_q", "y_scale", "y_zp"], ["output"], name="out_dq")]
+    g = helper.make_graph(nodes, "ci", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 6, 6])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 4, 6, 6])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    path = tmp_path / "ci.onnx"
+    onnx.save(m, str(path))
+    qg = accelsim.load_model(path)
+    lq = qg.layers["convi"]
+    np.testing.assert_allclose(float(lq.weight_q.scale), s_w, rtol=1e-6)  # s_w = (s_x s_w) / s_x
+    assert lq.weight_q.scheme == "asymmetric" and int(lq.weight_q.zero_point) == 128
+    hw = accelsim.load_hw("edge-npu-16x16").replace("quantization.weight_scheme", "asymmetric")
+    x = inputs()
+    yi = accelsim.execute(qg, hw, x).output
+    assert (lsb_diff(yi, ort_run(path, x), 0.05) <= 1).mean() >= 0.999
