@@ -17,7 +17,6 @@ from contextlib import redirect_stderr, redirect_stdout
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import accelsim

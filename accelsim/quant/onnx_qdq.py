@@ -364,8 +364,6 @@ class _Stripper:
         for t_old, t in zip(n.input, ins):
             if t in self.int_of and self.int_of[t][0] != t:
                 raise self.err(n, f"reads the quantized tensor '{t_old}' without a DequantizeLinear")
-        if n.op_type in INT_DOMAIN_OPS and ins and ins[0] in self.int_of and self.int_of[ins[0]][0] != ins[0]:
-            pass  # unreachable: handled in _int_domain
         out = list(n.output)
         node = self.helper.make_node(n.op_type, ins, out, name=n.name or self.fresh(f"{n.op_type}_{out[0]}"))
         node.attribute.extend(n.attribute)
@@ -390,8 +388,6 @@ class _Stripper:
 
     def __getattr__(self, name: str):
         if name.startswith("_op_") and name[4:] in INT_DOMAIN_OPS:
-            op = name[4:]
-
             def handle(n):
                 if not self._int_domain(n):
                     self._float_node(n)
@@ -442,9 +438,6 @@ class _Stripper:
         self._record(n, float_out, g)
         self.int_of[n.output[0]] = (float_out, g)
 
-    def _conv_attrs(self, n):
-        return [a for a in n.attribute]
-
     def _op_QLinearConv(self, n) -> None:
         self.form.add("QOperator")
         x, xs, xz, w, ws, wz, ys, yz = list(n.input[:8])
@@ -453,22 +446,20 @@ class _Stripper:
         wf = self.weight(n, w, ws, wz, 0, f"{n.name or n.output[0]}.weight")
         ins = [xf, wf]
         if len(n.input) > 8 and n.input[8]:
-            ins.append(self._bias(n, n.input[8], xg, w))
+            ins.append(self._bias(n, n.input[8], xg, wf))
         out_f = f"{n.output[0]}/float"
-        self.emit("Conv", ins, [out_f], n.name, self._conv_attrs(n))
+        self.emit("Conv", ins, [out_f], n.name, list(n.attribute))
         self._q_out(n, out_f, ys, yz)
 
-    def _bias(self, n, b_t: str, xg: _Grid, w_t: str) -> str:
+    def _bias(self, n, b_t: str, xg: _Grid, w_float: str) -> str:
+        """A QOperator node's int32 bias, on the accumulator's grid s_x s_w (per channel)."""
         codes = self.const(b_t)
         if codes is None:
             raise self.err(n, f"bias '{b_t}' is not a constant")
-        wc = self._last_const_grid()
+        wc = self.consts[w_float].grid
         scale = np.broadcast_to(wc.scale * float(xg.scale), np.shape(codes)).astype(np.float64)
         g = _Grid(np.asarray(scale), np.zeros(scale.shape, np.int64), 32, True, 0 if scale.ndim else None)
         return self._const_out(n, codes, g, f"{b_t}/float")
-
-    def _last_const_grid(self) -> _Grid:
-        return list(self.consts.values())[-1].grid
 
     def _op_QLinearMatMul(self, n) -> None:
         self.form.add("QOperator")
@@ -493,7 +484,7 @@ class _Stripper:
         bf = self.weight(n, b, bs, bz, 0 if trans_b else 1, f"{n.name or n.output[0]}.weight")
         ins = [af, bf]
         if c:
-            ins.append(self._bias(n, c, ag, b))
+            ins.append(self._bias(n, c, ag, bf))
         quant_out = len(n.input) > 7 and n.input[7]
         out_f = f"{n.output[0]}/float" if quant_out else n.output[0]
         attrs = [self.helper.make_attribute(k, v) for k, v in (("transA", int(self.attr(n, "transA", 0))),

@@ -68,7 +68,7 @@ def to_qdq_onnx(qg: QGraph, opset: int | None = None):
         raise AccelsimError(f"{qg.name}: not quantized (recipe {getattr(qg.recipe, 'method', qg.recipe)}): "
                             "nothing to write as QDQ")
     g = qg.fake_quant_graph
-    sites, grid_of = activation_sites(g)
+    _, grid_of = activation_sites(g)
     grids: dict[str, QuantParams] = {}  # tensor -> the grid its Q/DQ pair uses
     for node in g.nodes:
         site = grid_of.get(node.name)
@@ -144,7 +144,6 @@ def to_qdq_onnx(qg: QGraph, opset: int | None = None):
 
     # --- activations
     producer = {n.output[0]: n for n in graph.node}
-    by_name = {}
     for t, q in grids.items():
         where = f"{qg.name}: tensor '{t}'"
         dtype, _ = _storage(q, True, where)
@@ -182,7 +181,6 @@ def to_qdq_onnx(qg: QGraph, opset: int | None = None):
             c = f"{t}/offset"
             new_nodes += [helper.make_node("Pow", [dq_out, inv], [f"{t}/value_shifted"], name=f"{t}/Pow_inv"),
                           helper.make_node("Sub", [f"{t}/value_shifted", c], [out], name=f"{t}/Sub")]
-        by_name[t] = q
 
     graph.initializer.extend(new_inits)
     nodes = list(graph.node) + new_nodes
