@@ -454,3 +454,18 @@ def test_conv_integer_after_a_static_quantizer_loads_and_agrees_with_onnxruntime
     x = inputs()
     yi = accelsim.execute(qg, hw, x).output
     assert (lsb_diff(yi, ort_run(path, x), 0.05) <= 1).mean() >= 0.999
+
+
+def test_run_takes_a_qdq_file_and_the_nearest_format_flag(tmp_path):
+    path, _ = qdq_conv_model(tmp_path / "asym.onnx", w_zp=3, per_channel=False)
+    data = tmp_path / "d.npz"
+    np.savez(data, x=inputs(8), y=np.arange(8) % 4)
+    status, _, err = run(["run", "--model", path, "--data", data, "--no-report"], tmp_path)
+    assert status == 2 and "layer 'conv'" in err and "--nearest-format" in err, err
+    status, out, err = run(["run", "--model", path, "--data", data, "--no-report", "--nearest-format",
+                            "--format", "json"], tmp_path)
+    assert status == 0, err
+    assert "re-quantized conv" in err
+    import json
+
+    assert json.loads(out)["summary"]["images"] == 8

@@ -101,3 +101,20 @@ def test_exported_dfq_runs_in_onnxruntime_within_one_lsb(model, tmp_path):
 @pytest.mark.parametrize("model", MODELS)
 def test_every_uniform_recipe_runs_in_onnxruntime_within_one_lsb(model, recipe, tmp_path):
     _round_trip(model, recipe, tmp_path, 1000)
+
+
+@pytest.mark.parametrize("variant", [v[0] for v in tool.variants()][2:])
+def test_other_quantize_static_variants_agree_with_onnxruntime(variant, tmp_path):
+    label, fmt, per_channel, kw, scheme = next(v for v in tool.variants() if v[0] == variant)
+    ds, x, y = data()
+    x, y = x[:300], y[:300]
+    path = tool.quantize_with_ort("tiny_resnet", tmp_path, ds.calibration(tool.CALIBRATION_IMAGES), fmt, per_channel,
+                                  **kw)
+    qg = accelsim.load_model(path)
+    assert qg.recipe.weight_scheme == scheme
+    assert qg.recipe.weight_granularity == ("per_channel" if per_channel else "per_tensor")
+    hw = accelsim.load_hw("edge-npu-16x16").replace("quantization.weight_scheme", scheme)
+    yi = accelsim.execute(qg, hw, x).output
+    on = tool.ort_outputs(path, x, True)
+    assert tool.lsb_agreement(yi, on, qg.activations[qg.graph.outputs[0]])["within_1"] >= 0.999
+    assert abs(tool.top1(yi, y) - tool.top1(on, y)) <= 0.002 + 1e-12

@@ -82,7 +82,7 @@ class _Reader:
 
 
 def quantize_with_ort(model: str, out_dir, calibration: np.ndarray, fmt: str = "QDQ", per_channel: bool = True,
-                      **kw) -> Path:
+                      tag: str = "", **kw) -> Path:
     """`model` (a bundled name) quantized by onnxruntime's quantize_static after its
     quant_pre_process (BatchNorm folded); returns the quantized file in `out_dir`."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
@@ -95,7 +95,7 @@ def quantize_with_ort(model: str, out_dir, calibration: np.ndarray, fmt: str = "
 
     out_dir = Path(out_dir)
     pre = out_dir / f"{model}_pre.onnx"
-    out = out_dir / f"{model}_ort_{fmt.lower()}.onnx"
+    out = out_dir / f"{model}_ort_{fmt.lower()}{tag}.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quant_pre_process(str(find_workload_file(model)), str(pre), skip_symbolic_shape=True)
@@ -124,30 +124,44 @@ def _hw_for(recipe: str, hw):
     return hw.replace("quantization.power_unit", "lut") if "powerquant" in recipe else hw
 
 
+def variants():
+    """(label, format, per_channel, quantize_static options, weight scheme the hardware needs)."""
+    from onnxruntime.quantization import QuantType
+
+    return [("QDQ", "QDQ", True, {}, "symmetric"),
+            ("QOperator", "QOperator", True, {}, "symmetric"),
+            ("QDQ per-tensor", "QDQ", False, {}, "symmetric"),
+            ("QDQ uint8 activations", "QDQ", True, {"activation_type": QuantType.QUInt8}, "symmetric"),
+            ("QDQ uint8 asymmetric weights, per-tensor", "QDQ", False,
+             {"activation_type": QuantType.QUInt8, "weight_type": QuantType.QUInt8}, "asymmetric")]
+
+
 def their_models(x, y, calib, hw, tmp: Path):
     for model in MODELS:
-        for fmt in ("QDQ", "QOperator"):
-            path = quantize_with_ort(model, tmp, calib, fmt)
+        for i, (label, fmt, per_channel, kw, scheme) in enumerate(variants()):
+            path = quantize_with_ort(model, tmp, calib, fmt, per_channel, tag=f"_{i}", **kw)
             qg = accelsim.load_model(path)
+            hw_run = hw.replace("quantization.weight_scheme", scheme)
             lsb = qg.activations[qg.graph.outputs[0]]  # the output grid
             t0 = time.perf_counter()
-            yi = accelsim.execute(qg, hw, x).output
+            yi = accelsim.execute(qg, hw_run, x).output
             t_exec = time.perf_counter() - t0
             on, off = ort_outputs(path, x, True), ort_outputs(path, x, False)
             kernels = ort_kernels(path)
-            if fmt == "QDQ":  # the CLI's path: `accelsim run --model FILE`
+            run_top1 = "-"
+            if label == "QDQ":  # the CLI's path: `accelsim run --model FILE`
                 from accelsim.explore.point import run_point
 
                 ds = accelsim.load_dataset("mnist5k")
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    rp = run_point(str(path), hw, None, ds, progress=False)
+                    rp = run_point(str(path), hw_run, None, ds, progress=False)
                 run_top1 = rp.summary["top1_integer"]
             in_q = qg.activations[qg.graph.inputs[0]]
             t = np.asarray(x, np.float64) / float(in_q.scale)
             ties = float((np.abs(t - np.floor(t) - 0.5) < 1e-6).mean())
             fused = ", ".join(f"{k} {v}" for k, v in sorted(kernels.items()) if k.startswith(("QLinear", "QGemm")))
-            row = {"model": model, "form": fmt, "top1 ORT on": top1(on, y), "top1 ORT off": top1(off, y),
+            row = {"model": model, "form": label, "top1 ORT on": top1(on, y), "top1 ORT off": top1(off, y),
                    "top1 accelsim": top1(yi, y), "top1 accelsim run (1,000 images)": run_top1,
                    "input pixels on a rounding tie": ties}
             row["accelsim - ORT on (points)"] = 100 * (row["top1 accelsim"] - row["top1 ORT on"])
@@ -294,9 +308,11 @@ within one LSB.
 
 ## 1. onnxruntime-quantized models executed by accelsim
 
-`quantize_static` (QDQ and QOperator form, per-channel int8 weights, int8 activations,
-min-max calibration on {CALIBRATION_IMAGES} class-balanced mnist5k training images, after
-`quant_pre_process`), loaded by `accelsim.load_model(file)` without re-quantizing and executed
+`quantize_static` (min-max calibration on {CALIBRATION_IMAGES} class-balanced mnist5k training
+images, after `quant_pre_process`; "QDQ": its defaults with per-channel weights, i.e. int8
+symmetric per-channel weights and int8 activations; "QOperator": the same as QLinear* ops; then
+per-tensor weights, uint8 activations, and uint8 asymmetric per-tensor weights, the last on
+edge-npu-16x16 with `quantization.weight_scheme: asymmetric`), loaded by `accelsim.load_model(file)` without re-quantizing and executed
 in integers on the grid (`accelsim run --model FILE` gives the same top-1). "ORT on":
 onnxruntime with all graph optimisations (its integer kernels); "ORT off": none (QDQ arithmetic
 in float). Largest top-1 gap accelsim vs ORT on: {worst_gap:.2f} points.

@@ -245,6 +245,8 @@ class _Stripper:
             raise self.err(n, f"zero-point type {self.onnx.TensorProto.DataType.Name(elem)}: expected int8, uint8, "
                               "int16, uint16, int4 or uint4")
         zp = np.asarray(zp, np.int64)
+        if zp.size == 1 and scale.size == 1:  # () beside (1,): one quantizer either way (onnxruntime writes it)
+            zp, scale = zp.reshape(()), scale.reshape(())
         if zp.shape != scale.shape:
             raise self.err(n, f"zero-point shape {tuple(zp.shape)} does not match scale shape {tuple(scale.shape)}")
         if scale.ndim > 1:
