@@ -77,11 +77,22 @@ def _describe_args(p: argparse.ArgumentParser) -> None:
     _format_arg(p)
 
 
+def _quantized_onnx(name):
+    """The QGraph of a quantized ONNX file (QDQ / QOperator), else None."""
+    if str(name).lower().endswith(".onnx"):
+        from .quant.onnx_qdq import is_quantized_onnx, load_quantized_onnx
+
+        if is_quantized_onnx(name):
+            return load_quantized_onnx(name)
+    return None
+
+
 @command("describe", "per-layer shapes, GEMM dims, MACs and parameters of a workload")
 def cmd_describe(args: argparse.Namespace) -> int:
     from .graph.zoo import load_model
 
-    graph = load_model(args.workload)
+    quantized = _quantized_onnx(args.workload)  # a quantized ONNX file: its layers
+    graph = quantized.graph if quantized is not None else load_model(args.workload)
     df = graph.table(batch=args.batch, gemm_only=not args.all)
     totals = {
         "layers (conv/linear/matmul)": int((df["gemm_M"] > 0).sum()),
@@ -148,7 +159,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from .metrics import evaluate_detailed
 
-    r = evaluate_detailed(args.model, args.data, args.split, args.batch_size, args.limit)
+    model = _quantized_onnx(args.model) or args.model  # a quantized ONNX file: its fake-quant reference
+    r = evaluate_detailed(model, args.data, args.split, args.batch_size, args.limit)
     row = r.summary()
     info = r.manifest
     if info and r.data == info.get("dataset") and args.split == "test" and args.limit is None:

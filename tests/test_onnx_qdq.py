@@ -469,3 +469,21 @@ def test_run_takes_a_qdq_file_and_the_nearest_format_flag(tmp_path):
     import json
 
     assert json.loads(out)["summary"]["images"] == 8
+
+
+def test_describe_and_evaluate_take_a_qdq_file(tmp_path):
+    path, _ = qdq_conv_model(tmp_path / "m.onnx")
+    status, out, err = run(["describe", path, "--format", "csv"], tmp_path)
+    assert status == 0, err
+    assert "conv" in out and "conv2d" in out
+    data = tmp_path / "d.npz"
+    x = inputs(8)
+    qg = accelsim.load_model(path)
+    y = qg.run(x).reshape(8, -1).argmax(1) % 4  # labels the fake-quant reference gets partly right
+    np.savez(data, x=x, y=y)
+    status, out, err = run(["evaluate", path, "--data", data, "--format", "json"], tmp_path)
+    assert status == 0, err
+    import json
+
+    want = float((ort_run(path, x).reshape(8, -1).argmax(1) == y).mean())  # onnxruntime on the same file
+    assert json.loads(out)["top1"] == pytest.approx(want)
