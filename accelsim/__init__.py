@@ -126,9 +126,15 @@ def _batch(func: str, batch: Any) -> int:
 
 
 def load_model(name_or_path):
-    """A zoo name (`resnet50`), a graph YAML, an ONNX file or a SCALE-Sim topology CSV -> Graph."""
+    """A zoo name (`resnet50`), a graph YAML, an ONNX file or a SCALE-Sim topology CSV -> Graph;
+    a quantized ONNX file (QDQ or QOperator form) -> QGraph with its stored integers."""
     if not _is_pathlike(name_or_path):
         raise _type_error("load_model", "name_or_path", "a workload name or a file path", name_or_path)
+    if str(name_or_path).lower().endswith(".onnx"):
+        from .quant.onnx_qdq import is_quantized_onnx, load_quantized_onnx
+
+        if is_quantized_onnx(name_or_path):
+            return load_quantized_onnx(name_or_path)
     from .graph.zoo import load_model as _load
 
     return _load(name_or_path)

@@ -77,11 +77,22 @@ def _describe_args(p: argparse.ArgumentParser) -> None:
     _format_arg(p)
 
 
+def _quantized_onnx(name):
+    """The QGraph of a quantized ONNX file (QDQ / QOperator), else None."""
+    if str(name).lower().endswith(".onnx"):
+        from .quant.onnx_qdq import is_quantized_onnx, load_quantized_onnx
+
+        if is_quantized_onnx(name):
+            return load_quantized_onnx(name)
+    return None
+
+
 @command("describe", "per-layer shapes, GEMM dims, MACs and parameters of a workload")
 def cmd_describe(args: argparse.Namespace) -> int:
     from .graph.zoo import load_model
 
-    graph = load_model(args.workload)
+    quantized = _quantized_onnx(args.workload)  # a quantized ONNX file: its layers
+    graph = quantized.graph if quantized is not None else load_model(args.workload)
     df = graph.table(batch=args.batch, gemm_only=not args.all)
     totals = {
         "layers (conv/linear/matmul)": int((df["gemm_M"] > 0).sum()),
@@ -148,7 +159,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from .metrics import evaluate_detailed
 
-    r = evaluate_detailed(args.model, args.data, args.split, args.batch_size, args.limit)
+    model = _quantized_onnx(args.model) or args.model  # a quantized ONNX file: its fake-quant reference
+    r = evaluate_detailed(model, args.data, args.split, args.batch_size, args.limit)
     row = r.summary()
     info = r.manifest
     if info and r.data == info.get("dataset") and args.split == "test" and args.limit is None:
@@ -185,6 +197,7 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all-columns", action="store_true",
                    help="table format: every column (csv, json and --out always have them all)")
     p.add_argument("--out", metavar="FILE", help="also write the per-layer table to FILE (.csv, .parquet or .json)")
+    _nearest_arg(p)
 
 
 SIMULATE_BRIEF = ["layer", "op", "M", "K", "N", "groups", "folds", "utilisation", "compute_cycles", "stall_cycles",
@@ -205,6 +218,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         check_writable(args.out)  # before the run, not after it
     graph = load_model_or_qgraph(args.workload)  # a quantized model is priced in its own numeric format
     hw = _apply_sets(load_hw(args.hw), args.set)
+    graph = _fit_imported(graph, hw, args.nearest_format)
     result = simulate(graph, hw, timing=args.timing, batch=args.batch)
     s = result.summary
     totals = {k: s[k] for k in SIMULATE_TOTALS}
@@ -298,7 +312,9 @@ def _quantize_args(p: argparse.ArgumentParser) -> None:
                    help="calibration images (a dataset's train split, or an .npz with x): needed by "
                         "dfq_calibrated and by min-max / MSE activation ranges")
     p.add_argument("--calibration-size", type=_int_in(1), default=256, metavar="N", help="calibration images (default: 256)")
-    p.add_argument("--out", metavar="FILE.npz", help="write the integer model (.npz) and its description (.json)")
+    p.add_argument("--out", metavar="FILE.npz|FILE.onnx",
+                   help="write the integer model: .npz (and its description, .json) for accelsim, or .onnx: a QDQ "
+                        "model that onnxruntime and other tools run (PowerQuant as explicit Pow nodes)")
     _format_arg(p)
 
 
@@ -314,8 +330,13 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from .quant import load_recipe, quantize
     from .report.output import write_atomic
 
-    out_npz = None
-    if args.out:
+    out_npz = out_onnx = None
+    if args.out and Path(args.out).suffix.lower() == ".onnx":
+        from .report.output import check_writable
+
+        out_onnx = Path(args.out)
+        check_writable(out_onnx, suffixes=(".onnx",))  # before the work, not after it
+    elif args.out:
         from .report.output import check_writable
 
         out_npz = Path(args.out) if Path(args.out).suffix.lower() == ".npz" else Path(args.out + ".npz")
@@ -350,7 +371,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         "bias-corrected layers": len(qg.info.get("bias_correction", {})),
         "activation sites": len(qg.activations),
     }
-    if args.out:
+    if out_onnx is not None:
+        totals["written"] = str(qg.save_onnx(out_onnx))  # QDQ ONNX, checked by onnx.checker
+    elif args.out:
         from .quant.qgraph_io import save_qgraph
 
         out = save_qgraph(qg, out_npz)  # one self-contained .npz and a readable .json, all or nothing
@@ -388,7 +411,26 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="accelsim-run.md", metavar="FILE.md",
                    help="report to write: FILE.md and FILE.json beside it (default: accelsim-run.md)")
     p.add_argument("--no-report", action="store_true", help="print only; write no report files")
+    _nearest_arg(p)
     _format_arg(p)
+
+
+def _nearest_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nearest-format", action="store_true",
+                   help="a quantized ONNX model in a format the hardware cannot run (e.g. asymmetric weights on a "
+                        "symmetric datapath, 16-bit activations on 8 bits): warn and re-quantize it to the nearest "
+                        "format the hardware runs, instead of an error naming the layer")
+
+
+def _fit_imported(model, hw, nearest: bool):
+    """A QGraph imported from a quantized ONNX file, fitted to `hw` (`onnx_qdq.fit_to_hw`); else `model`."""
+    from .quant.qgraph import QGraph
+
+    if isinstance(model, QGraph) and "imported_from" in model.info:
+        from .quant.onnx_qdq import fit_to_hw
+
+        return fit_to_hw(model, hw, nearest=nearest)
+    return model
 
 
 @command("run", "quantize a trained model, execute it in integers on the PE grid, report accuracy beside cost")
@@ -412,7 +454,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise AccelsimError(f"--limit: expected a positive integer; found {args.limit}")
     overrides = _parse_sets(args.set)
-    result = run_point(args.model, args.hw, args.recipe, args.data, overrides, split=args.split, limit=args.limit,
+    model = args.model
+    if model is not None and str(model).lower().endswith(".onnx"):
+        from .explore.point import apply_overrides
+        from .quant.onnx_qdq import is_quantized_onnx
+        from .quant.pipeline import resolve_hw
+
+        if is_quantized_onnx(model):  # checked against the hardware here, so that the error names the layer
+            from .quant.onnx_qdq import load_quantized_onnx
+
+            hw = apply_overrides(resolve_hw(args.hw, "edge-npu-16x16"), overrides)
+            model = _fit_imported(load_quantized_onnx(model), hw, args.nearest_format)
+    result = run_point(model, args.hw, args.recipe, args.data, overrides, split=args.split, limit=args.limit,
                        path=args.path, progress=True)
     command = "accelsim " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("accelsim") else None
     doc = run_report.as_json(result, command)

@@ -370,6 +370,13 @@ class QGraph:
 
         return save_qgraph(self, path)
 
+    def save_onnx(self, path, opset: int = 17):
+        """Write the integer model as a QDQ ONNX file (onnx.checker-valid, runs in onnxruntime;
+        PowerQuant grids as explicit Pow nodes): see `onnx_qdq_export`. Returns the path."""
+        from .onnx_qdq_export import save_qdq_onnx
+
+        return save_qdq_onnx(self, path, opset=opset)
+
     def arrays(self) -> dict[str, np.ndarray]:
         """Every array of the integer model, keyed `layer/<name>/<what>`, `act/<site>/<what>`, `cle/<A>-><B>`."""
         out: dict[str, np.ndarray] = {}

@@ -546,12 +546,18 @@ __all__ = ["FORMAT", "is_qgraph_file", "load_qgraph", "save_qgraph"]
 
 
 def load_model_or_qgraph(name_or_path):
-    """A quantized model saved by accelsim (an .npz) as a QGraph; anything else `load_model`
-    takes (zoo name, graph YAML, ONNX, SCALE-Sim CSV) as a Graph."""
+    """A quantized model saved by accelsim (an .npz) or a quantized ONNX file (QDQ or QOperator
+    form, `onnx_qdq`) as a QGraph; anything else `load_model` takes (zoo name, graph YAML,
+    ONNX, SCALE-Sim CSV) as a Graph."""
     from ..errors import AccelsimError
     from ..graph.zoo import load_model
 
     path = Path(str(name_or_path))
+    if path.suffix.lower() == ".onnx":
+        from .onnx_qdq import is_quantized_onnx, load_quantized_onnx
+
+        if is_quantized_onnx(path):
+            return load_quantized_onnx(path)
     if path.suffix.lower() == ".npz":
         if not path.is_file():
             raise AccelsimError(f"{path}: no such file")
