@@ -511,6 +511,8 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
     where.add_argument("--dask", choices=("local",), default=None,
                        help="start a Dask LocalCluster of --workers processes and run on it")
     p.add_argument("--retry-errors", action="store_true", help="recompute points recorded as failed or timed out")
+    p.add_argument("--dry-run", action="store_true",
+                   help="only say how many points there are, how many the store has, and what is left to compute")
     _format_arg(p)
 
 
@@ -525,6 +527,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     spec = load_sweep(args.spec)
     store = Path(args.store) if args.store else Path(Path(args.spec).stem + ".db")
+    if args.dry_run:
+        from .explore.runner import plan_sweep
+
+        plan = plan_sweep(spec, store)
+        if args.format == "table":
+            width = max(map(len, plan))
+            print(f"sweep {spec.name} (dry run: nothing computed or written)")
+            print("\n".join(f"  {k:<{width}}  {v:,}" if isinstance(v, int) else f"  {k:<{width}}  {v}"
+                            for k, v in plan.items()))
+        else:
+            import pandas as pd
+
+            print(format_table(pd.DataFrame([plan]), args.format), end="")
+        return 0
     stats = run_sweep(spec, store, workers=args.workers, dask="local" if args.dask else args.scheduler)
     summary = {"sweep": spec.name, "store": str(store), "points": stats.points, **stats.by_status,
                "computed_now": stats.computed, "already_in_store": stats.already_done,

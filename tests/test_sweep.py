@@ -307,3 +307,31 @@ def test_compare_two_configs_side_by_side():
     assert df.loc["total_cycles", "edge-npu-16x16"] == a["total_cycles"]
     assert df.loc["total_cycles", "difference"] == b["total_cycles"] - a["total_cycles"]
     assert df.loc["area_mm2", "tpu-v1-like"] == pytest.approx(b["area_mm2"])
+
+
+def test_dry_run_counts_what_is_left_and_writes_nothing(tmp_path):
+    import yaml
+
+    doc = {"name": "dry", "workloads": ["mobilenet_v2", "tiny_resnet"], "recipes": ["dfq", "dfq+powerquant"],
+           "limit": 30, "grid": {"pe_array.rows": [8, 16], "recipe.weight_bits": [4, 8]}}
+    spec_file = tmp_path / "dry.yaml"
+    spec_file.write_text(yaml.safe_dump(doc))
+    db = tmp_path / "dry.db"
+
+    def plan():
+        r = subprocess.run([*ACCELSIM, "sweep", str(spec_file), "--store", str(db), "--dry-run", "--format", "json"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        import json
+
+        return json.loads(r.stdout)["layers"][0]
+
+    before = plan()
+    assert not db.exists()
+    # powerquant needs a power unit the base lacks: 8 points to skip; tiny_resnet: 2 formats to measure
+    assert before["points"] == 16 and before["to_skip"] == 8 and before["to_compute"] == 8
+    assert before["accuracy_measurements_at_least"] == 2 and before["in_store"] == 0
+    half = sweep_from_dict({**doc, "workloads": ["mobilenet_v2"]})
+    run_sweep(half, db, workers=0, progress=False)
+    after = plan()
+    assert after["in_store"] == 8 and after["to_compute"] == 4 and after["to_skip"] == 4

@@ -125,7 +125,7 @@ def run_sweep(spec: SweepSpec, store_path, *, workers: int | None = None, dask: 
     stats = SweepStats()
     points = spec.points()
     stats.points = len(points)
-    resolved = [resolve(spec, pt, __version__) for pt in points]
+    resolved = _resolve_all(spec, points, __version__, progress)
     store = Store(store_path)
     try:
         store.register_sweep(spec.name, spec.to_dict(), [(p["key"], p["idx"]) for p in resolved])
@@ -159,6 +159,45 @@ def run_sweep(spec: SweepSpec, store_path, *, workers: int | None = None, dask: 
         store.close()
     stats.wall_s = time.perf_counter() - t0
     return stats
+
+
+def _resolve_all(spec: SweepSpec, points, version: str, progress: bool) -> list[dict]:
+    bar = _bar(len(points), "resolving", progress and len(points) >= 5000)
+    out = []
+    for pt in points:
+        out.append(resolve(spec, pt, version))
+        bar.update(1)
+    bar.close()
+    return out
+
+
+def plan_sweep(spec: SweepSpec, store_path, progress: bool | None = None) -> dict[str, Any]:
+    """What running `spec` against the store would do, without running or writing anything."""
+    from pathlib import Path
+
+    from .. import __version__
+
+    progress = sys.stderr.isatty() if progress is None else progress
+    resolved = _resolve_all(spec, spec.points(), __version__, progress)
+    present: dict[str, str] = {}
+    acc_done: set[str] = set()
+    if Path(store_path).is_file():
+        with Store(store_path, create=False) as st:
+            present = st.statuses(p["key"] for p in resolved)
+            acc_done = {k for k in {p["accuracy_key"] for p in resolved if p.get("accuracy_key")}
+                        if st.accuracy(k) is not None}
+    unique = {p["key"]: p for p in resolved}
+    todo = [p for k, p in unique.items() if k not in present]
+    in_store: dict[str, int] = {}
+    for s in present.values():
+        in_store[s] = in_store.get(s, 0) + 1
+    return {"sweep": spec.name, "store": str(store_path), "points": len(resolved), "distinct_points": len(unique),
+            "in_store": sum(in_store.values()), **{f"in_store_{k}": v for k, v in sorted(in_store.items())},
+            "to_compute": sum(p["status"] != "skipped" for p in todo),
+            "to_skip": sum(p["status"] == "skipped" for p in todo),
+            "accuracy_measurements_at_least": len({p["accuracy_key"] for p in todo if p.get("accuracy_key")}
+                                                  - acc_done),
+            "workloads": len(spec.workloads), "recipes": len(spec.recipes), "axes": len(spec.axis_names)}
 
 
 def _accuracy_phase(todo: list[dict], store: Store, pool: _Pool, progress: bool, stats: SweepStats) -> dict:
