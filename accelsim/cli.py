@@ -626,7 +626,7 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
 @command("compare", "two hardware configs side by side on one model: accuracy and cost, with the differences")
 def cmd_compare(args: argparse.Namespace) -> int:
     from .explore.analysis import compare_table
-    from .explore.evaluate import cost_one
+    from .explore.evaluate import price
     from .explore.point import run_point
     from .graph.zoo import load_model
     from .quant.pipeline import resolve_hw
@@ -640,8 +640,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if g.has_params:
             summaries.append(run_point(g, hw, recipe, args.data, limit=args.limit, progress=True).summary)
         else:
-            summaries.append(cost_one({"hw": hw.to_dict(), "recipe_dict": recipe.to_dict(), "idx": ref,
-                                       "workload_ref": args.model, "timing": "native", "batch": 1})["summary"])
+            summaries.append(price(g, hw, recipe)["summary"])
     name_a, name_b = (resolve_hw(r).name for r in (args.a, args.b))
     if name_a == name_b:
         name_a, name_b = f"A ({name_a})", f"B ({name_b})"

@@ -17,6 +17,7 @@ import time
 import traceback
 import warnings
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from ..errors import AccelsimError
@@ -129,7 +130,8 @@ def _failure(e: BaseException) -> tuple[str, str]:
         return "timeout", str(e)
     if isinstance(e, AccelsimError):
         return "error", str(e)
-    return "error", f"{type(e).__name__}: {e} ({traceback.format_exc(limit=-2).strip().splitlines()[-3:]})"
+    where = traceback.extract_tb(e.__traceback__)[-1]  # an unexpected failure: say where, for a bug report
+    return "error", f"{type(e).__name__}: {e} (at {Path(where.filename).name}:{where.lineno} in {where.name})"
 
 
 def _hw_recipe(task: dict):
@@ -169,18 +171,24 @@ def accuracy_job(task: dict) -> dict:
 
 
 def cost_one(task: dict) -> dict:
-    """Price one point: summary figures, energy by component, a compact per-layer table."""
+    """Price one resolved point (see `price`)."""
+    hw, recipe = _hw_recipe(task)
+    return price(_graph(task["workload_ref"]), hw, recipe, task["timing"], task["batch"])
+
+
+def price(graph, hw, recipe, timing: str = "native", batch: int = 1) -> dict:
+    """Summary figures, energy by component (uJ per inference) and a compact per-layer table of
+    `graph` on `hw` in `recipe`'s numeric format."""
     from ..cost.model import simulate
 
-    hw, recipe = _hw_recipe(task)
-    res = simulate(_graph(task["workload_ref"]), hw, timing=task["timing"], batch=task["batch"], recipe=recipe)
+    res = simulate(graph, hw, timing=timing, batch=batch, recipe=recipe)
     s = res.summary
     summary = {k: s[k] for k in COST_FIELDS if k in s}
     summary["numeric_format"] = s.get("numeric_format", recipe.label)
     layers = res.layers
     for c in layers.columns:
         if c.startswith("energy_") and c != "energy_pj":
-            summary[f"{c[:-len('_pj')]}_uj"] = float(layers[c].sum()) / 1e6 / task["batch"]
+            summary[f"{c[:-len('_pj')]}_uj"] = float(layers[c].sum()) / 1e6 / batch
     table = layers[[c for c in LAYER_FIELDS if c in layers.columns]]
     return {"summary": summary, "layers": table.to_dict("records")}
 
