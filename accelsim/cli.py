@@ -626,7 +626,7 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
 @command("compare", "two hardware configs side by side on one model: accuracy and cost, with the differences")
 def cmd_compare(args: argparse.Namespace) -> int:
     from .explore.analysis import compare_table
-    from .explore.evaluate import price
+    from .explore.jobs import price
     from .explore.point import run_point
     from .graph.zoo import load_model
     from .quant.pipeline import resolve_hw

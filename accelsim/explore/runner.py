@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import AccelsimError
-from .evaluate import accuracy_job, cost_job, resolve
+from .jobs import accuracy_job, cost_job, resolve
 from .spec import SweepSpec
 from .store import Store
 

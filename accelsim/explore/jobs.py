@@ -1,4 +1,4 @@
-"""Resolving sweep points (in the sweep process) and evaluating them (in worker processes).
+"""Sweep jobs: resolving points (in the sweep process), measuring and pricing them (in workers).
 
 A point resolves to plain data: its key, its hardware as a dict, its recipe as a dict, and two
 accuracy keys. Accuracy depends on the model, the recipe, the numeric configuration
