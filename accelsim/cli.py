@@ -446,7 +446,10 @@ _ARGS["run"] = _run_args
 # ----------------------------------------------------------------------------- entry point
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with `only` (a command name, or "" for none), only that command's
+    arguments are built: the others are listed by name and help, which is all that
+    `accelsim --help` shows, so start-up imports nothing a command's arguments need."""
     parser = _Parser(
         prog="accelsim",
         description="Simulate quantized neural networks on accelerator designs: accuracy, cycles, energy, bandwidth.",
@@ -455,9 +458,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (help_text, run) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        _ARGS[name](p)
+        if only is None or name == only:
+            _ARGS[name](p)
         p.set_defaults(run=run)
     return parser
+
+
+def _selected_command(argv: list[str]) -> str:
+    """The command named on the command line ("" when there is none): the first word that is
+    not an option (the top-level parser has only --help and --version)."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else ""
+    return ""
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
@@ -488,7 +501,8 @@ def main(argv: list[str] | None = None) -> int:
         if sys.stdout is None:
             print("error: <stdout>: expected an open standard output; found it closed", file=sys.stderr)
             return 2
-        parser = build_parser()
+        argv = sys.argv[1:] if argv is None else list(argv)
+        parser = build_parser(only=_selected_command(argv))
         try:
             args = parser.parse_args(argv)
         except SystemExit as exc:  # argparse: --help, --version (0) or a usage error (2, one line printed)
