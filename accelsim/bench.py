@@ -303,13 +303,19 @@ def run_benchmarks(names: list[str] | None = None, quick: bool = False,
     parts = ["# accelsim benchmarks", "",
              f"Measured in one run of `{command}` on {time.strftime('%Y-%m-%d %H:%M %Z')}.", "",
              "## Machine", "", _table(["", ""], [[k, v] for k, v in info.items()]), ""]
+    from .progress import progress_bar
+
+    bar = progress_bar(total=len(names), desc="bench", unit="benchmark", delay=0.0, enabled=progress is not None)
     for name in names:
-        if progress:
+        if progress and bar.disable:  # no terminal: one line per benchmark instead of the bar
             progress(name)
+        bar.set_postfix_str(name)
         w0 = time.perf_counter()
         section = registry[name].run(quick)
+        bar.update(1)
         parts += [f"## {section.title}", "", f"`{name}`: {registry[name].help} "
                   f"(benchmark wall time {time.perf_counter() - w0:.1f} s)", "", section.markdown, ""]
+    bar.close()
     text = "\n".join(parts)
     if out is not None:
         from .report.output import write_atomic

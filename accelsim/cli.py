@@ -148,7 +148,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from .metrics import evaluate_detailed
 
-    r = evaluate_detailed(args.model, args.data, args.split, args.batch_size, args.limit)
+    r = evaluate_detailed(args.model, args.data, args.split, args.batch_size, args.limit, progress=True)
     row = r.summary()
     info = r.manifest
     if info and r.data == info.get("dataset") and args.split == "test" and args.limit is None:
@@ -339,7 +339,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         ds = load_dataset(args.calibration)
         calib = ds.calibration(args.calibration_size)
     graph = load_model(args.model)
-    qg = quantize(graph, recipe, hw=hw, calibration=calib)
+    qg = quantize(graph, recipe, hw=hw, calibration=calib, progress=True)
     eq = qg.info.get("equalization")
     totals = {
         "recipe": f"{recipe.label}: {recipe.weight_scheme} {recipe.weight_granularity} weights, "

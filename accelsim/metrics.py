@@ -140,8 +140,10 @@ def evaluate_detailed(
     split: str = "test",
     batch_size: int = DEFAULT_BATCH_SIZE,
     limit: int | None = None,
+    progress: bool = False,
 ) -> EvalResult:
-    """Top-1 with counts, predictions and throughput. `limit` takes the first N images."""
+    """Top-1 with counts, predictions and throughput. `limit` takes the first N images;
+    `progress`: a progress bar on a terminal (the CLI)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise AccelsimError(f"batch_size must be a positive integer, found {batch_size!r}")
     dataset = data if isinstance(data, Dataset) else load_dataset(data)
@@ -158,16 +160,20 @@ def evaluate_detailed(
             f"{name} was trained on {info.get('dataset')} with preprocessing '{info.get('preprocessing')}'; "
             f"'{dataset.name}' may be preprocessed differently"
         )
+    from .progress import progress_bar
+
     preds = np.empty(len(y), dtype=np.int64)
     t0 = time.perf_counter()
-    for start in range(0, len(y), batch_size):
-        chunk = x[start : start + batch_size]
-        logits = _logits(runner.run(chunk), len(chunk), f"{name}.run")
-        if start == 0 and int(y.max()) >= logits.shape[1]:
-            raise AccelsimError(
-                f"{name} has {logits.shape[1]} outputs but '{dataset.name}' has labels up to {int(y.max())}"
-            )
-        preds[start : start + len(chunk)] = logits.argmax(axis=1)
+    with progress_bar(total=len(y), desc=f"evaluate {name}", unit="img", enabled=progress) as bar:
+        for start in range(0, len(y), batch_size):
+            chunk = x[start : start + batch_size]
+            logits = _logits(runner.run(chunk), len(chunk), f"{name}.run")
+            if start == 0 and int(y.max()) >= logits.shape[1]:
+                raise AccelsimError(
+                    f"{name} has {logits.shape[1]} outputs but '{dataset.name}' has labels up to {int(y.max())}"
+                )
+            preds[start : start + len(chunk)] = logits.argmax(axis=1)
+            bar.update(len(chunk))
     seconds = time.perf_counter() - t0
     return EvalResult(name, dataset.name, split, int((preds == y).sum()), len(y), seconds, preds, info)
 

@@ -111,9 +111,14 @@ def run_point(model=None, hw=None, recipe=None, data=None, overrides: Mapping[st
     if want != ds.input_shape:
         raise AccelsimError(f"{m.name} expects inputs of shape {'x'.join(map(str, want))}, but dataset '{ds.name}' "
                             f"has {'x'.join(map(str, ds.input_shape))}")
+    from ..progress import stages
+
     t["quantize"] = time.perf_counter()
-    with warnings.catch_warnings(record=True) as w:
+    with warnings.catch_warnings(record=True) as w, \
+            stages(f"run {m.name}", ["quantize", "fp32", "fake-quant", "integer execution", "cost"],
+                   enabled=progress) as step:
         warnings.simplefilter("always")
+        step("quantize")
         if isinstance(m, QGraph):
             if recipe is not None:
                 raise AccelsimError(f"{model_prov.get('file', m.name)} is already quantized "
@@ -128,12 +133,16 @@ def run_point(model=None, hw=None, recipe=None, data=None, overrides: Mapping[st
             calib = ds.calibration(calibration_size) if data_needs(r) else None
             qg = quantize(m, r, hw=hw, calibration=calib, data=ds)
         t["fp32"] = time.perf_counter()
+        step("fp32")
         fp32_logits = float_graph.run(x)
         t["fake_quant"] = time.perf_counter()
+        step("fake-quant")
         fq_logits = qg.run(x)
         t["execute"] = time.perf_counter()
+        step("integer execution")
         ex = execute(qg, hw, x, path=path, progress=progress)
         t["cost"] = time.perf_counter()
+        step("cost")
         cost = simulate(qg, hw)
         t["end"] = time.perf_counter()
     caught = [str(item.message) for item in w]
