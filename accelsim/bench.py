@@ -9,6 +9,7 @@ import importlib
 import math
 import os
 import platform
+import re
 import shlex
 import sys
 import time
@@ -291,8 +292,11 @@ def bench_cost_model_scaling(quick: bool) -> Section:
 
 def run_benchmarks(names: list[str] | None = None, quick: bool = False,
                    out: str | Path | None = None, command: str | None = None,
-                   progress: Callable[[str], None] | None = None) -> str:
-    """Run benchmarks (all by default) and write the Markdown report to `out` (if given)."""
+                   progress: Callable[[str], None] | None = None, results: dict | None = None) -> str:
+    """Run benchmarks (all by default) and merge their sections into the Markdown report `out`
+    (if given): a section of a benchmark run now replaces that benchmark's section, the others
+    stay as they were, each saying when and by which command it was measured. Returns the text
+    written; `results`, when given, receives {name: {"title", "wall_s", "figures"}}."""
     registry = available()
     names = list(names or registry)
     unknown = [n for n in names if n not in registry]
@@ -300,11 +304,10 @@ def run_benchmarks(names: list[str] | None = None, quick: bool = False,
         raise AccelsimError(f"unknown benchmark '{unknown[0]}'; known: {', '.join(registry)}")
     info = machine()
     command = command or "accelsim bench" + (" --quick" if quick else "") + "".join(f" {n}" for n in names)
-    parts = ["# accelsim benchmarks", "",
-             f"Measured in one run of `{command}` on {time.strftime('%Y-%m-%d %H:%M %Z')}.", "",
-             "## Machine", "", _table(["", ""], [[k, v] for k, v in info.items()]), ""]
+    when = time.strftime("%Y-%m-%d %H:%M %Z")
     from .progress import progress_bar
 
+    fresh: dict[str, str] = {}
     bar = progress_bar(total=len(names), desc="bench", unit="benchmark", delay=0.0, enabled=progress is not None)
     for name in names:
         if progress and bar.disable:  # no terminal: one line per benchmark instead of the bar
@@ -312,11 +315,23 @@ def run_benchmarks(names: list[str] | None = None, quick: bool = False,
         bar.set_postfix_str(name)
         w0 = time.perf_counter()
         section = registry[name].run(quick)
+        wall = time.perf_counter() - w0
         bar.update(1)
-        parts += [f"## {section.title}", "", f"`{name}`: {registry[name].help} "
-                  f"(benchmark wall time {time.perf_counter() - w0:.1f} s)", "", section.markdown, ""]
+        fresh[name] = "\n".join([f"## {section.title}", "", f"`{name}`: {registry[name].help} "
+                                 f"(measured {when} by `{command}`; benchmark wall time {wall:.1f} s)", "",
+                                 section.markdown, ""])
+        if results is not None:
+            results[name] = {"title": section.title, "wall_s": wall, "figures": section.figures}
     bar.close()
-    text = "\n".join(parts)
+    old = _sections(Path(out).read_text(encoding="utf-8")) if out is not None and Path(out).is_file() else {}
+    order = list(old) + [n for n in registry if n in fresh and n not in old]  # new sections in registry order
+    merged = [fresh.get(n, old.get(n)) for n in order]
+    parts = ["# accelsim benchmarks", "",
+             "Written by `accelsim bench`; each section says when and by which command it was measured "
+             "(the figures inside one section are measured side by side in one run). "
+             f"Last run: `{command}` on {when}.", "",
+             "## Machine (of the last run)", "", _table(["", ""], [[k, v] for k, v in info.items()]), ""]
+    text = "\n".join(parts + [m.rstrip("\n") + "\n" for m in merged if m])
     if out is not None:
         from .report.output import write_atomic
 
@@ -324,6 +339,23 @@ def run_benchmarks(names: list[str] | None = None, quick: bool = False,
         out.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return text
+
+
+_SECTION_NAME = re.compile(r"^`([A-Za-z0-9_]+)`: ", re.M)
+
+
+def _sections(text: str) -> dict[str, str]:
+    """{benchmark name: its section} of an existing report: a `## ` heading whose first
+    paragraph starts with the benchmark's name in backticks (the Machine section has none)."""
+    out: dict[str, str] = {}
+    for chunk in re.split(r"(?m)^(?=## )", text):
+        if not chunk.startswith("## "):
+            continue
+        body = chunk.split("\n", 2)
+        m = _SECTION_NAME.match(body[2].lstrip("\n")) if len(body) > 2 else None
+        if m:
+            out[m.group(1)] = chunk
+    return out
 
 
 def command_line(argv: list[str] | None = None) -> str:

@@ -169,7 +169,9 @@ def test_cli_evaluate_json_and_npz(tmp_path, capsys, mnist):
     path = tmp_path / "sub.npz"
     np.savez(path, x=mnist.x_test[:50], y=mnist.y_test[:50])
     assert main(["evaluate", "tiny_vgg", "--data", str(path), "--format", "json"]) == 0
-    row = json.loads(capsys.readouterr().out)
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["layers"] == [] and doc["provenance"]["dataset"]["name"] == "sub.npz"
+    row = doc["totals"]
     assert row["total"] == 50 and row["data"] == "sub.npz" and 0 <= row["correct"] <= 50
     assert row["top1"] == pytest.approx(evaluate("tiny_vgg", data=mnist, limit=50))
 

@@ -16,13 +16,16 @@ if TYPE_CHECKING:  # pandas is imported where a table is made: the CLI starts wi
 FORMATS = ("table", "csv", "json")
 
 
-def format_table(df: pd.DataFrame, fmt: str, totals: dict | None = None, title: str = "") -> str:
-    """Render a per-layer table (and its totals) as `table`, `csv` or `json` text."""
+def format_table(df: pd.DataFrame, fmt: str, totals: dict | None = None, title: str = "",
+                 provenance: dict | None = None) -> str:
+    """Render a per-layer table (and its totals) as `table`, `csv` or `json` text.
+
+    JSON has one shape for every command and file: ``{"provenance": {...}, "layers": [...],
+    "totals": {...}}`` (see `json_document`)."""
     if fmt == "csv":
         return df.to_csv(index=False)
     if fmt == "json":
-        doc = {"layers": json.loads(df.to_json(orient="records")), "totals": totals or {}}
-        return json.dumps(doc, indent=2, default=_json_default)
+        return json_document(df, totals, provenance)
     import pandas as pd
 
     text = (title + "\n") if title else ""
@@ -32,6 +35,13 @@ def format_table(df: pd.DataFrame, fmt: str, totals: dict | None = None, title: 
         width = max(len(k) for k in totals)
         text += "\n\ntotals\n" + "\n".join(f"  {k:<{width}}  {_fmt(v)}" for k, v in totals.items())
     return text + "\n"
+
+
+def json_document(df: pd.DataFrame, totals: dict | None = None, provenance: dict | None = None) -> str:
+    """The one JSON shape of accelsim's outputs: where it came from, the rows, the totals."""
+    doc = {"provenance": provenance or {}, "layers": json.loads(df.to_json(orient="records")),
+           "totals": totals or {}}
+    return json.dumps(doc, indent=2, default=_json_default) + "\n"
 
 
 def markdown_table(df: pd.DataFrame, digits: int = 4) -> str:
