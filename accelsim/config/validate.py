@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from accelsim.config.hw import AccumulatorWarning, HwConfig
-from accelsim.cost.tables import OVERRIDE_KEYS
+from accelsim.config.energy_names import OVERRIDE_KEYS
 from accelsim.errors import ConfigError
 
 TOP_LEVEL = "(top level)"
