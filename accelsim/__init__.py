@@ -21,7 +21,7 @@ from .errors import AccelsimError, ConfigError, GraphError  # noqa: E402  (light
 _LAZY = {
     "Graph": "accelsim.graph.ir",
     "Node": "accelsim.graph.ir",
-    "Result": "accelsim.sim.simulate",
+    "Result": "accelsim.sim.grid",
     "Dataset": "accelsim.data",
     "QGraph": "accelsim.quant",
 }

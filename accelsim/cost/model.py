@@ -1,7 +1,7 @@
-"""The full cost run: the PE grid (``accelsim.sim.simulate``), numeric-format overheads, the
+"""The full cost run: the PE grid (``accelsim.sim.simulate_grid``), numeric-format overheads, the
 memory hierarchy (``accelsim.sim.memory``) and energy, in one per-layer table.
 
-Cycles per layer: ``compute_cycles`` (the PE grid, as ``sim.simulate`` counts it)
+Cycles per layer: ``compute_cycles`` (the PE grid, as ``sim.simulate_grid`` counts it)
 + ``zero_point_cycles`` (an extra array column for asymmetric weights)
 + ``tiling_cycles`` (extra folds of the stream tiling chosen to fit the buffers)
 + ``power_unit_cycles`` (power-function work the array cannot hide)
@@ -20,8 +20,7 @@ from accelsim.cost.energy import ENERGY_CATEGORIES, energy_by_action, energy_cos
 from accelsim.cost.overheads import has_weights, layer_overheads, power_unit_cycles
 from accelsim.sim.mapping import map_layer
 from accelsim.sim.memory import OperandBits, layer_memory, plan_layer, simulate_dram
-from accelsim.sim.simulate import Result
-from accelsim.sim.simulate import simulate as simulate_grid
+from accelsim.sim.grid import Result, simulate_grid
 from accelsim.sim.timing import native_cycles, scalesim_cycles, scalesim_gemm, scalesim_mapping
 
 CYCLE_COLUMNS = ["zero_point_cycles", "tiling_cycles", "power_unit_cycles", "stall_cycles"]
