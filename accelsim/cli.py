@@ -171,7 +171,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 @command("evaluate", "top-1 accuracy of a trained model on a labelled dataset (FP32 reference)")
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .metrics import evaluate_detailed
+    from .explore.evaluate import evaluate_detailed
 
     r = evaluate_detailed(args.model, args.data, args.split, args.batch_size, args.limit, progress=True)
     row = r.summary()

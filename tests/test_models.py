@@ -10,7 +10,8 @@ import pytest
 from accelsim import evaluate, load_dataset, load_model
 from accelsim.cli import main
 from accelsim.errors import AccelsimError
-from accelsim.metrics import evaluate_detailed, load_manifest, model_info
+from accelsim.explore.evaluate import evaluate_detailed
+from accelsim.graph.manifest import load_manifest, model_info
 from accelsim.paths import find_bundled
 
 MODELS = ["tiny_mobilenet_v2", "tiny_resnet", "tiny_vgg"]

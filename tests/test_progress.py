@@ -32,7 +32,7 @@ def pipe(monkeypatch):
 
 
 def test_evaluate_draws_a_bar_on_a_terminal_only(fake_tty):
-    from accelsim.metrics import evaluate_detailed
+    from accelsim.explore.evaluate import evaluate_detailed
 
     r = evaluate_detailed("tiny_resnet", "mnist5k", limit=40, batch_size=20, progress=True)
     assert r.total == 40
@@ -41,14 +41,14 @@ def test_evaluate_draws_a_bar_on_a_terminal_only(fake_tty):
 
 
 def test_no_bar_when_stderr_is_not_a_terminal(pipe):
-    from accelsim.metrics import evaluate_detailed
+    from accelsim.explore.evaluate import evaluate_detailed
 
     evaluate_detailed("tiny_resnet", "mnist5k", limit=40, batch_size=20, progress=True)
     assert pipe.getvalue() == ""
 
 
 def test_no_bar_when_disabled(fake_tty):
-    from accelsim.metrics import evaluate_detailed
+    from accelsim.explore.evaluate import evaluate_detailed
 
     evaluate_detailed("tiny_resnet", "mnist5k", limit=20, progress=False)
     assert fake_tty.getvalue() == ""

@@ -88,7 +88,7 @@ def _input_range(graph: Graph, r: Recipe, data: Any) -> tuple[tuple[float, float
             return data.input_range, f"dataset {data.name}: preprocessing"
     elif data is not None and known_input_range(data) is not None:
         return known_input_range(data), f"dataset {data}: preprocessing"
-    from ..metrics import model_info
+    from ..graph.manifest import model_info
 
     info = model_info(graph.name)
     if info and known_input_range(info.get("dataset")) is not None:
