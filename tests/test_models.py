@@ -173,7 +173,7 @@ def test_cli_evaluate_json_and_npz(tmp_path, capsys, mnist):
     doc = json.loads(capsys.readouterr().out)
     assert doc["layers"] == [] and doc["provenance"]["dataset"]["name"] == "sub.npz"
     row = doc["totals"]
-    assert row["total"] == 50 and row["data"] == "sub.npz" and 0 <= row["correct"] <= 50
+    assert row["images"] == 50 and row["data"] == "sub.npz" and 0 <= row["correct"] <= 50
     assert row["top1"] == pytest.approx(evaluate("tiny_vgg", data=mnist, limit=50))
 
 

@@ -49,8 +49,8 @@ class EvalResult:
             "split": self.split,
             "top1": self.top1,
             "correct": self.correct,
-            "total": self.total,
-            "seconds": self.seconds,
+            "images": self.total,  # the names `run` uses too
+            "wall_s": self.seconds,
             "images_per_s": self.images_per_s,
         }
 
