@@ -50,3 +50,20 @@ def test_full_parser_builds_every_command():
     for name in COMMANDS:  # each subparser has its arguments (its --help lists more than -h)
         sub = parser._subparsers._group_actions[0].choices[name]
         assert len(sub._actions) > 1, name
+
+
+def test_lazy_quant_names_are_the_functions_after_every_submodule_loaded():
+    """accelsim.quant loads its names lazily; a name shared with a submodule (equalize) must
+    still be the function once the submodules are imported."""
+    import importlib
+    import pkgutil
+    import types
+
+    import accelsim.quant as q
+
+    for m in pkgutil.iter_modules(q.__path__):
+        importlib.import_module(f"accelsim.quant.{m.name}")
+    for name in q.__all__:
+        value = getattr(q, name)
+        assert not isinstance(value, types.ModuleType), name
+        assert getattr(importlib.import_module(f"accelsim.quant.{q._LAZY[name]}"), name) is value

@@ -45,6 +45,10 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
+# A name that is also a submodule's name (the function equalize in equalize.py) is bound now:
+# importing the submodule later would otherwise leave the module where the function belongs.
+from .equalize import EqualizationInfo, equalize  # noqa: E402  (light: numpy and the graph IR)
+
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
