@@ -253,7 +253,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     graph = load_model_or_qgraph(args.workload)  # a quantized model is priced in its own numeric format
     base_hw = load_hw(args.hw)
     overrides = _parse_sets(args.set)
-    hw = _apply_sets(base_hw, args.set)
+    from .explore.point import apply_overrides
+
+    hw = apply_overrides(base_hw, overrides)
     result = simulate(graph, hw, timing=args.timing, batch=args.batch)
     s = result.summary
     totals = simulate_totals(result)
