@@ -21,7 +21,7 @@ from .errors import AccelsimError, ConfigError, GraphError  # noqa: E402  (light
 _LAZY = {
     "Graph": "accelsim.graph.ir",
     "Node": "accelsim.graph.ir",
-    "Result": "accelsim.sim.simulate",
+    "Result": "accelsim.sim.grid",
     "Dataset": "accelsim.data",
     "QGraph": "accelsim.quant",
 }
@@ -151,7 +151,7 @@ def load_dataset(name):
 
 def evaluate(model, data="mnist5k", split="test", batch_size=500, return_predictions=False, limit=None):
     """Top-1 accuracy in [0, 1] of `model` (a Graph, QGraph, name or file) on a dataset split."""
-    from .metrics import evaluate as _evaluate
+    from .explore.evaluate import evaluate as _evaluate
 
     return _evaluate(model, data, split, batch_size, return_predictions, limit)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from pathlib import Path
 from typing import Callable
 
 from . import __version__
@@ -66,6 +67,11 @@ def _format_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
 
 
+def _command_line(args: argparse.Namespace) -> str | None:
+    """The command line that made an output (provenance); None when main() was not the caller."""
+    return getattr(args, "command_line", None)
+
+
 # ----------------------------------------------------------------------------- describe
 
 
@@ -91,27 +97,31 @@ def _quantized_onnx(name):
 def cmd_describe(args: argparse.Namespace) -> int:
     from .graph.zoo import load_model
 
+    from .provenance import hw_provenance, provenance, workload_provenance
+
     quantized = _quantized_onnx(args.workload)  # a quantized ONNX file: its layers
     graph = quantized.graph if quantized is not None else load_model(args.workload)
     df = graph.table(batch=args.batch, gemm_only=not args.all)
     totals = {
-        "layers (conv/linear/matmul)": int((df["gemm_M"] > 0).sum()),
-        "MACs": int(df["macs"].sum()),
-        "weights": int(df["weight_elems"].sum()),
-        "biases": int(df["bias_elems"].sum()),
+        "gemm_layers": int((df["M"] > 0).sum()),  # conv / linear / matmul
+        "macs": int(df["macs"].sum()),
+        "weight_elems": int(df["weight_elems"].sum()),
+        "bias_elems": int(df["bias_elems"].sum()),
     }
     title = f"{graph.name} (batch {args.batch})"
+    prov = provenance(_command_line(args), workload=workload_provenance(args.workload, graph), batch=args.batch)
     if args.hw:
         from .config import load_hw
 
         hw = load_hw(args.hw)
+        prov["hw"] = hw_provenance(hw)
         w_bits, a_bits = hw.precision.weight_bits, hw.precision.activation_bits
         df["weight_bytes"] = (df["weight_elems"] * w_bits + 7) // 8
         df["ifmap_bytes"] = (df["ifmap_elems"] * a_bits + 7) // 8
         df["ofmap_bytes"] = (df["ofmap_elems"] * a_bits + 7) // 8
-        totals["weight bytes"] = int(df["weight_bytes"].sum())
+        totals["weight_bytes"] = int(df["weight_bytes"].sum())
         title += f" on {hw.name}: W{w_bits}A{a_bits}"
-    print(format_table(df, args.format, totals, title), end="")
+    print(format_table(df, args.format, totals, title, prov), end="")
     return 0
 
 
@@ -120,6 +130,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 def _validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="hardware config (YAML or SCALE-Sim .cfg)")
+    _format_arg(p)
 
 
 @command("validate", "check a hardware config and print what it describes")
@@ -128,11 +139,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     hw = load_hw(args.file)
     pe, p = hw.pe_array, hw.precision
-    print(
-        f"{args.file}: ok: {hw.name}: {pe.rows}x{pe.cols} {pe.dataflow}, W{p.weight_bits}A{p.activation_bits}"
-        f" acc{p.accumulator_bits} ({p.accumulator_overflow}), {hw.clock_mhz:g} MHz, {hw.tech_nm:g} nm"
-    )
+    if args.format == "table":
+        print(
+            f"{args.file}: ok: {hw.name}: {pe.rows}x{pe.cols} {pe.dataflow}, W{p.weight_bits}A{p.activation_bits}"
+            f" acc{p.accumulator_bits} ({p.accumulator_overflow}), {hw.clock_mhz:g} MHz, {hw.tech_nm:g} nm"
+        )
+        return 0
+    from .provenance import hw_provenance, provenance
+
+    row = {"file": str(args.file), "valid": True, "name": hw.name, "array_rows": pe.rows, "array_cols": pe.cols,
+           "dataflow": pe.dataflow, "weight_bits": p.weight_bits, "activation_bits": p.activation_bits,
+           "accumulator_bits": p.accumulator_bits, "accumulator_overflow": p.accumulator_overflow,
+           "clock_mhz": hw.clock_mhz, "tech_nm": hw.tech_nm}
+    print(_one_row(row, args.format, provenance(_command_line(args), hw=hw_provenance(hw))), end="")
     return 0
+
+
+def _one_row(row: dict, fmt: str, prov: dict) -> str:
+    """A one-row result (validate, evaluate) as csv, or as the one JSON shape (no layers)."""
+    import pandas as pd
+
+    if fmt == "csv":
+        return pd.DataFrame([row]).to_csv(index=False)
+    return format_table(pd.DataFrame(), "json", row, "", prov)
 
 
 _ARGS = {"describe": _describe_args, "validate": _validate_args}
@@ -153,22 +182,20 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 @command("evaluate", "top-1 accuracy of a trained model on a labelled dataset (FP32 reference)")
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import json
-
-    import pandas as pd
-
-    from .metrics import evaluate_detailed
+    from .explore.evaluate import evaluate_detailed
 
     model = _quantized_onnx(args.model) or args.model  # a quantized ONNX file: its fake-quant reference
-    r = evaluate_detailed(model, args.data, args.split, args.batch_size, args.limit)
+    r = evaluate_detailed(model, args.data, args.split, args.batch_size, args.limit, progress=True)
     row = r.summary()
     info = r.manifest
     if info and r.data == info.get("dataset") and args.split == "test" and args.limit is None:
         row["manifest_top1"] = info.get("fp32_test_top1")  # torch's figure when the model was trained
-    if args.format == "json":
-        print(json.dumps(row, indent=2))
-    elif args.format == "csv":
-        print(pd.DataFrame([row]).to_csv(index=False), end="")
+    if args.format != "table":
+        from .provenance import provenance, workload_provenance
+
+        prov = provenance(_command_line(args), workload=workload_provenance(args.model),
+                          dataset={"name": r.data, "split": args.split, "limit": args.limit})
+        print(_one_row(row, args.format, prov), end="")
     else:
         ref = f"; manifest (torch): {row['manifest_top1']:.4f}" if "manifest_top1" in row else ""
         print(f"{r.model} on {r.data} ({r.split}): top-1 {r.top1:.4f} ({r.correct} / {r.total} correct), "
@@ -200,11 +227,28 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
     _nearest_arg(p)
 
 
-SIMULATE_BRIEF = ["layer", "op", "M", "K", "N", "groups", "folds", "utilisation", "compute_cycles", "stall_cycles",
-                  "total_cycles", "dram_bytes", "avg_dram_gbps", "peak_dram_gbps", "energy_pj"]
-SIMULATE_TOTALS = ("layers", "total_cycles", "compute_cycles", "overhead_cycles", "stall_cycles", "macs",
-                   "utilisation", "latency_ms", "inferences_per_s", "dram_mib", "avg_dram_gbps",
-                   "energy_uj_per_inference", "tops_per_w", "avg_power_w", "area_mm2")
+# the brief table: every cycle column that is not zero in the run, so that they add up to total_cycles
+SIMULATE_BRIEF = ["layer", "op", "M", "K", "N", "groups", "folds", "utilisation", "compute_cycles",
+                  "zero_point_cycles", "tiling_cycles", "power_unit_cycles", "stall_cycles", "total_cycles",
+                  "dram_bytes", "avg_dram_gbps", "peak_dram_gbps", "energy_pj"]
+OPTIONAL_CYCLES = ("zero_point_cycles", "tiling_cycles", "power_unit_cycles")
+SIMULATE_TOTALS = ("layers", "total_cycles", "compute_cycles", "zero_point_cycles", "tiling_cycles",
+                   "power_unit_cycles", "overhead_cycles", "stall_cycles", "macs", "utilisation", "latency_ms",
+                   "inferences_per_s", "dram_bytes", "dram_mib", "avg_dram_gbps", "energy_uj_per_inference")
+SIMULATE_TOTALS_AFTER = ("tops_per_w", "avg_power_w", "area_mm2")
+
+
+def simulate_totals(result) -> dict:
+    """The totals of `simulate` (table and JSON alike): cycles by kind (compute + overheads +
+    stalls = total), traffic, and energy with its breakdown by component."""
+    from .cost.energy import ENERGY_CATEGORIES
+
+    s, df = result.summary, result.layers
+    per_kind = {c: int(df[c].sum()) for c in OPTIONAL_CYCLES}
+    totals = {k: per_kind[k] if k in per_kind else s[k] for k in SIMULATE_TOTALS}
+    totals.update({f"energy_{c}_uj": s[f"energy_{c}_uj"] for c in ENERGY_CATEGORIES})
+    totals.update({k: s[k] for k in SIMULATE_TOTALS_AFTER})
+    return totals
 
 
 @command("simulate", "per-layer cycles, memory traffic, stalls and energy of a workload on a PE array")
@@ -216,21 +260,42 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     if args.out:
         check_writable(args.out)  # before the run, not after it
+    from .provenance import hw_provenance, provenance, workload_provenance
+    from .report.output import json_document
+
     graph = load_model_or_qgraph(args.workload)  # a quantized model is priced in its own numeric format
-    hw = _apply_sets(load_hw(args.hw), args.set)
+    base_hw = load_hw(args.hw)
+    overrides = _parse_sets(args.set)
+    from .explore.point import apply_overrides
+
+    hw = apply_overrides(base_hw, overrides)
     graph = _fit_imported(graph, hw, args.nearest_format)
     result = simulate(graph, hw, timing=args.timing, batch=args.batch)
     s = result.summary
-    totals = {k: s[k] for k in SIMULATE_TOTALS}
+    totals = simulate_totals(result)
     if "numeric_format" in s:
         totals["numeric_format"] = s["numeric_format"]
     pe = hw.pe_array
     title = (f"{graph.name} (batch {args.batch}) on {hw.name}: {pe.rows}x{pe.cols} {pe.dataflow}, "
              f"{pe.weight_preload} preload, {args.timing} timing, {hw.clock_mhz:g} MHz")
+    prov = provenance(_command_line(args), workload=workload_provenance(args.workload, graph),
+                      hw=hw_provenance(hw, overrides, base_hw.source_file), timing=args.timing, batch=args.batch)
+    recipe = getattr(graph, "recipe", None)
+    if recipe is not None:
+        prov["recipe"] = recipe.to_dict()
     if args.out:
-        write_dataframe(result.layers, args.out)
-    shown = result.layers if args.format != "table" or args.all_columns else result.layers[SIMULATE_BRIEF]
-    print(format_table(shown, args.format, totals, title), end="")
+        if str(args.out).lower().endswith(".json"):  # the same document as --format json
+            from .report.output import write_atomic
+
+            text = json_document(result.layers, totals, prov)
+            write_atomic(args.out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        else:
+            write_dataframe(result.layers, args.out)
+    shown = result.layers
+    if args.format == "table" and not args.all_columns:
+        brief = [c for c in SIMULATE_BRIEF if c not in OPTIONAL_CYCLES or result.layers[c].any()]
+        shown = result.layers[brief]
+    print(format_table(shown, args.format, totals, title, prov), end="")
     return 0
 
 
@@ -272,22 +337,41 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="reports/benchmarks.md", metavar="FILE",
                    help="Markdown report to write (default: reports/benchmarks.md)")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    _format_arg(p)
 
 
-@command("bench", "run named benchmarks and write reports/benchmarks.md")
+@command("bench", "run named benchmarks and merge their sections into reports/benchmarks.md")
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import available, command_line, run_benchmarks
+    from .bench import available, command_line, machine, run_benchmarks
+
+    import pandas as pd
 
     if args.list:
-        for name, b in available().items():
-            print(f"{name:<28} {b.help}")
+        rows = pd.DataFrame([{"benchmark": name, "help": b.help} for name, b in available().items()])
+        if args.format == "table":
+            for name, b in available().items():
+                print(f"{name:<28} {b.help}")
+        else:
+            from .provenance import provenance
+
+            print(format_table(rows, args.format, {"benchmarks": len(rows)}, "", provenance(_command_line(args))),
+                  end="")
         return 0
     from .report.output import check_writable
 
     check_writable(args.out, suffixes=(".md",))  # before minutes of benchmarks, not after
+    results: dict = {}
     run_benchmarks(args.names, args.quick, args.out, command_line(),
-                   progress=lambda name: print(f"running {name} ...", file=sys.stderr, flush=True))
-    print(f"wrote {args.out}")
+                   progress=lambda name: print(f"running {name} ...", file=sys.stderr, flush=True), results=results)
+    if args.format == "table":
+        print(f"wrote {args.out}")
+        return 0
+    from .provenance import provenance
+
+    rows = pd.DataFrame([{"benchmark": n, "title": r["title"], "wall_s": r["wall_s"]} for n, r in results.items()])
+    totals = {"report": str(args.out), **{f"{n}": r["figures"] for n, r in results.items()}}
+    print(format_table(rows, args.format, totals, "", provenance(_command_line(args), machine=machine(),
+                                                                  quick=args.quick)), end="")
     return 0
 
 
@@ -360,16 +444,16 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         ds = load_dataset(args.calibration)
         calib = ds.calibration(args.calibration_size)
     graph = load_model(args.model)
-    qg = quantize(graph, recipe, hw=hw, calibration=calib)
+    qg = quantize(graph, recipe, hw=hw, calibration=calib, progress=True)
     eq = qg.info.get("equalization")
     totals = {
         "recipe": f"{recipe.label}: {recipe.weight_scheme} {recipe.weight_granularity} weights, "
                   f"{recipe.activation_scheme} activations, {qg.info.get('activation_range', '-')} activation ranges",
         "equalization": "off" if eq is None else
         f"{len(eq.sets)} sets, {eq.iterations} iterations{'' if eq.converged else ' (not converged)'}",
-        "absorbed layers": len(qg.info.get("absorbed", {})),
-        "bias-corrected layers": len(qg.info.get("bias_correction", {})),
-        "activation sites": len(qg.activations),
+        "absorbed_layers": len(qg.info.get("absorbed", {})),
+        "bias_corrected_layers": len(qg.info.get("bias_correction", {})),
+        "activation_sites": len(qg.activations),
     }
     if out_onnx is not None:
         totals["written"] = str(qg.save_onnx(out_onnx))  # QDQ ONNX, checked by onnx.checker
@@ -378,7 +462,13 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
         out = save_qgraph(qg, out_npz)  # one self-contained .npz and a readable .json, all or nothing
         totals["written"] = f"{out}, {out.with_suffix('.json')}"
-    print(format_table(qg.table(), args.format, totals, f"{graph.name} quantized for {hw.name}"), end="")
+    from .provenance import hw_provenance, provenance, workload_provenance
+
+    prov = provenance(_command_line(args), workload=workload_provenance(args.model, graph), hw=hw_provenance(hw),
+                      recipe={**recipe.to_dict(), "source": recipe.source},
+                      calibration={"data": args.calibration, "images": args.calibration_size} if calib is not None
+                      else None)
+    print(format_table(qg.table(), args.format, totals, f"{graph.name} quantized for {hw.name}", prov), end="")
     if args.format == "table":
         print("\n" + format_table(qg.activation_table(), "table", None, "activation sites"), end="")
     return 0
@@ -467,7 +557,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             model = _fit_imported(load_quantized_onnx(model), hw, args.nearest_format)
     result = run_point(model, args.hw, args.recipe, args.data, overrides, split=args.split, limit=args.limit,
                        path=args.path, progress=True)
-    command = "accelsim " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("accelsim") else None
+    command = _command_line(args)
     doc = run_report.as_json(result, command)
     if md_path is not None:
         from .report.output import write_together
@@ -598,6 +688,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", metavar="FILE", required=True,
                    help="FILE.html (one self-contained file, interactive plots) or FILE.md (Markdown, PNG plots)")
     p.add_argument("--sweep", metavar="NAME", default=None, help="only this sweep's points (default: all)")
+    _format_arg(p)
 
 
 @command("report", "an HTML or Markdown report of a sweep: Pareto fronts, energy breakdown, per-layer cycles")
@@ -605,7 +696,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report.sweep_report import write_report
 
     out = write_report(args.store, args.out, sweep=args.sweep)
-    print(f"wrote {out}")
+    if args.format == "table":
+        print(f"wrote {out}")
+    else:
+        import pandas as pd
+
+        print(format_table(pd.DataFrame([{"store": args.store, "sweep": args.sweep, "wrote": str(out)}]),
+                           args.format), end="")
     return 0
 
 
@@ -656,7 +753,10 @@ _ARGS["compare"] = _compare_args
 # ----------------------------------------------------------------------------- entry point
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with `only` (a command name, or "" for none), only that command's
+    arguments are built: the others are listed by name and help, which is all that
+    `accelsim --help` shows, so start-up imports nothing a command's arguments need."""
     parser = _Parser(
         prog="accelsim",
         description="Simulate quantized neural networks on accelerator designs: accuracy, cycles, energy, bandwidth.",
@@ -665,9 +765,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (help_text, run) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        _ARGS[name](p)
+        if only is None or name == only:
+            _ARGS[name](p)
         p.set_defaults(run=run)
     return parser
+
+
+def _selected_command(argv: list[str]) -> str:
+    """The command named on the command line ("" when there is none): the first word that is
+    not an option (the top-level parser has only --help and --version)."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else ""
+    return ""
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
@@ -698,7 +808,8 @@ def main(argv: list[str] | None = None) -> int:
         if sys.stdout is None:
             print("error: <stdout>: expected an open standard output; found it closed", file=sys.stderr)
             return 2
-        parser = build_parser()
+        argv = sys.argv[1:] if argv is None else list(argv)
+        parser = build_parser(only=_selected_command(argv))
         try:
             args = parser.parse_args(argv)
         except SystemExit as exc:  # argparse: --help, --version (0) or a usage error (2, one line printed)
@@ -708,6 +819,9 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "run", None):
             parser.print_help()
             return 2
+        import shlex
+
+        args.command_line = "accelsim " + shlex.join(argv)  # for the outputs' provenance
         warnings.showwarning = _one_line_warning
         status = args.run(args)
         sys.stdout.flush()

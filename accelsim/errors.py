@@ -30,7 +30,8 @@ class MissingExtraError(AccelsimError):
     """An optional dependency is needed; the message names the extra to install."""
 
     def __init__(self, package: str, extra: str, purpose: str):
+        self.package, self.extra = package, extra
         super().__init__(
-            f"{purpose} needs the '{package}' package: install it with "
-            f"pip install -e '.[{extra}]'  (or: pip install {package})"
+            f"{purpose} needs the '{package}' package of the '{extra}' extra: install it with "
+            f"pip install 'accelsim[{extra}]' (from a checkout: pip install -e '.[{extra}]'; or: pip install {package})"
         )

@@ -33,8 +33,8 @@ def test_describe_json_with_hw_adds_bytes_at_the_configured_bit_widths():
     doc = json.loads(out)
     weights = sum(layer["weight_elems"] for layer in doc["layers"])
     hw = accelsim.load_hw("edge-npu-16x16")
-    assert doc["totals"]["weight bytes"] >= weights * hw.precision.weight_bits // 8
-    assert doc["totals"]["MACs"] == accelsim.load_model("mobilenet_v2").total_macs()
+    assert doc["totals"]["weight_bytes"] >= weights * hw.precision.weight_bits // 8
+    assert doc["totals"]["macs"] == accelsim.load_model("mobilenet_v2").total_macs()
 
 
 def test_describe_table_lists_every_node_with_all():
@@ -84,4 +84,4 @@ def test_describe_graph_without_gemm_layers_prints_an_empty_table(tmp_path):
     assert status == 0, err
     assert out.startswith("layer,op,") and len(out.strip().splitlines()) == 1
     status, out, _ = run_cli("describe", str(f), "--all", "--format", "json")
-    assert status == 0 and json.loads(out)["totals"]["MACs"] == 0
+    assert status == 0 and json.loads(out)["totals"]["macs"] == 0

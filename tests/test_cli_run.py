@@ -24,7 +24,7 @@ def test_run_reports_accuracy_beside_cost(tmp_path):
                    "overflow events", "area", "DRAM"):
         assert needle in text
     doc = json.loads((tmp_path / "r.json").read_text())
-    s = doc["summary"]
+    s = doc["totals"]
     assert s["images"] == 200 and s["model"] == "tiny_vgg" and s["hw"] == "edge-npu-16x16"
     assert s["integer_vs_fake_quant_within_1_lsb"] >= 0.999
     assert abs(s["top1_integer"] - s["top1_fake_quant"]) <= 0.005
@@ -46,7 +46,7 @@ def test_run_with_overrides_and_a_narrow_accumulator(tmp_path):
     doc = json.loads(text)
     assert doc["provenance"]["hw"]["overrides"] == {"precision.accumulator_bits": 14,
                                                     "precision.accumulator_overflow": "saturate"}
-    assert doc["summary"]["accumulator_bits"] == 14 and doc["summary"]["array_rows"] > 0
+    assert doc["totals"]["accumulator_bits"] == 14 and doc["totals"]["array_rows"] > 0
     assert not list(tmp_path.iterdir())
 
 
@@ -89,7 +89,7 @@ def test_a_saved_quantized_model_runs_and_is_priced_in_its_own_format(tmp_path):
     status, text, err = run_cli("run", "--model", str(q), "--limit", "50", "--no-report", "--format", "json")
     assert status == 0, err
     doc = json.loads(text)
-    assert doc["summary"]["recipe"] == "dfq W4A8" and doc["provenance"]["model"]["quantized_file"]
+    assert doc["totals"]["recipe"] == "dfq W4A8" and doc["provenance"]["model"]["quantized_file"]
     status, _, err = run_cli("run", "--model", str(q), "--recipe", "naive", "--no-report")
     assert status == 2 and "already quantized" in err
 

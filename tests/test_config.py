@@ -329,3 +329,32 @@ def test_energy_spec_normalises_a_mapping():
 
 def test_hwconfig_type():
     assert isinstance(load_hw("scalesim-32x32-ws"), HwConfig)
+
+
+@pytest.mark.parametrize("short, full", [("ws", "weight_stationary"), ("os", "output_stationary"),
+                                         ("is", "input_stationary")])
+def test_dataflow_abbreviations_normalised_everywhere(tmp_path, short, full, capsys):
+    text = (REPO / "hwconfigs" / "edge-npu-16x16.yaml").read_text()
+    assert "dataflow: weight_stationary" in text
+    path = tmp_path / "short.yaml"
+    path.write_text(text.replace("dataflow: weight_stationary", f"dataflow: {short}"))
+    assert load_hw(path).pe_array.dataflow == full  # YAML
+    base = load_hw("edge-npu-16x16")
+    assert base.replace("pe_array.dataflow", short).pe_array.dataflow == full  # replace (sweeps)
+    assert base.replace("pe_array.dataflow", short) == base.replace("pe_array.dataflow", full)
+    from accelsim.cli import main
+
+    assert main(["simulate", "alexnet", "--set", f"pe_array.dataflow={short}", "--format", "json"]) == 0
+    out = capsys.readouterr().out
+    assert main(["simulate", "alexnet", "--set", f"pe_array.dataflow={full}", "--format", "json"]) == 0
+    same = capsys.readouterr().out
+    import json
+
+    a, b = json.loads(out), json.loads(same)
+    assert a["layers"] == b["layers"] and a["totals"] == b["totals"]  # --set: the same machine
+
+
+def test_unknown_dataflow_names_the_abbreviations():
+    with pytest.raises(ConfigError, match=r"pe_array.dataflow: expected one of weight_stationary, "
+                                          r"output_stationary, input_stationary \(or ws, os, is\); found the string 'xs'"):
+        load_hw("edge-npu-16x16").replace("pe_array.dataflow", "xs")

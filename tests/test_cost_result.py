@@ -11,7 +11,7 @@ import accelsim
 from accelsim.cli import main
 from accelsim.cost.energy import ENERGY_CATEGORIES, energy_costs
 from accelsim.cost.model import ACTION_COLUMNS, CYCLE_COLUMNS, ENERGY_COLUMNS, MEMORY_COLUMNS, WIDTH_COLUMNS, simulate
-from accelsim.sim.simulate import LAYER_COLUMNS
+from accelsim.sim.grid import LAYER_COLUMNS
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import builtins
+import os
 import subprocess
 import sys
 
@@ -153,9 +154,94 @@ def test_missing_extra_through_the_cli(tmp_path):
         "from accelsim.cli import main\n"
         "sys.exit(main(['evaluate', 'tiny_vgg', '--data', 'mnist5k']))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "ACCELSIM_CACHE_DIR": str(tmp_path / "cache")}  # no cached copy to fall back on
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 2, proc.stderr
-    assert "error:" in proc.stderr and ".[data]" in proc.stderr
+    assert "error:" in proc.stderr and ".[data]" in proc.stderr and "accelsim[data]" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+# ----------------------------------------------------------------------------- the on-disk cache
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACCELSIM_CACHE_DIR", str(tmp_path / "cache"))
+    datasets_mod._load_named.cache_clear()
+    yield tmp_path / "cache"
+    datasets_mod._load_named.cache_clear()
+
+
+def _same_splits(d, arrays):
+    return all(np.array_equal(getattr(d, k), arrays[k]) and getattr(d, k).dtype == arrays[k].dtype
+               for k in ("x_train", "y_train", "x_test", "y_test"))
+
+
+def test_cache_written_once_and_equal_to_a_fresh_parse(cache, monkeypatch):
+    fresh = datasets_mod._build("digits")  # straight from scikit-learn, no cache involved
+    d = load_dataset("digits")
+    path = datasets_mod.cache_path("digits")
+    assert path.parent == cache and path.is_file()
+    assert _same_splits(d, fresh)
+    # the second load reads the cache: the raw loader is not called again
+    datasets_mod._load_named.cache_clear()
+    monkeypatch.setattr(datasets_mod, "_raw", lambda name: pytest.fail("parsed the raw data again"))
+    again = load_dataset("digits")
+    assert _same_splits(again, fresh) and not again.x_test.flags.writeable
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "flip_pixel", "wrong_key"])
+def test_corrupt_or_stale_cache_is_rebuilt(cache, damage):
+    fresh = datasets_mod._build("digits")
+    load_dataset("digits")
+    path = datasets_mod.cache_path("digits")
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"not a zip")
+    else:  # a well-formed file whose arrays or key do not match: only the checksum / key can tell
+        with np.load(path) as npz:
+            arrays = {k: npz[k].copy() for k in npz.files}
+        if damage == "flip_pixel":
+            arrays["x_test"][3, 0, 4, 4] += 1.0
+        else:
+            arrays["key"] = np.array("format=0;name=digits")
+        np.savez(path, **arrays)
+    assert datasets_mod._read_cache(path, datasets_mod.cache_key("digits")) is None
+    datasets_mod._load_named.cache_clear()
+    d = load_dataset("digits")
+    assert _same_splits(d, fresh)
+    assert datasets_mod._read_cache(path, datasets_mod.cache_key("digits")) is not None  # rewritten, valid
+
+
+def test_cache_key_follows_the_raw_package_version(cache, monkeypatch):
+    before = datasets_mod.cache_path("digits")
+    monkeypatch.setattr(datasets_mod, "_raw_version", lambda name: "999.0")
+    assert datasets_mod.cache_path("digits") != before  # a new scikit-learn: a new file, never the old arrays
+
+
+def test_cached_data_needs_its_package_installed(cache, monkeypatch):
+    load_dataset("digits")  # cached now
+    datasets_mod._load_named.cache_clear()
+    from importlib import metadata
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", missing)
+    with pytest.raises(MissingExtraError, match=r"scikit-learn.*accelsim\[data\]"):
+        load_dataset("digits")
+
+
+def test_unwritable_cache_folder_still_loads(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv("ACCELSIM_CACHE_DIR", str(blocker / "sub"))  # cannot be created
+    datasets_mod._load_named.cache_clear()
+    try:
+        assert _same_splits(load_dataset("digits"), datasets_mod._build("digits"))
+    finally:
+        datasets_mod._load_named.cache_clear()
 
 
 # ----------------------------------------------------------------------------- load_npz

@@ -530,7 +530,13 @@ try:
     {call}
 except Exception as exc:
     print(type(exc).__name__, file=sys.stderr)
-print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+seconds = time.perf_counter() - t0
+try:  # this process's own high-water mark: ru_maxrss keeps the parent's across fork + exec on Linux
+    hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    mib = int(hwm.split()[1]) / 1024
+except (OSError, StopIteration):
+    mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(seconds, mib)
 """
 
 

@@ -10,7 +10,8 @@ import pytest
 from accelsim import evaluate, load_dataset, load_model
 from accelsim.cli import main
 from accelsim.errors import AccelsimError
-from accelsim.metrics import evaluate_detailed, load_manifest, model_info
+from accelsim.explore.evaluate import evaluate_detailed
+from accelsim.graph.manifest import load_manifest, model_info
 from accelsim.paths import find_bundled
 
 MODELS = ["tiny_mobilenet_v2", "tiny_resnet", "tiny_vgg"]
@@ -169,8 +170,10 @@ def test_cli_evaluate_json_and_npz(tmp_path, capsys, mnist):
     path = tmp_path / "sub.npz"
     np.savez(path, x=mnist.x_test[:50], y=mnist.y_test[:50])
     assert main(["evaluate", "tiny_vgg", "--data", str(path), "--format", "json"]) == 0
-    row = json.loads(capsys.readouterr().out)
-    assert row["total"] == 50 and row["data"] == "sub.npz" and 0 <= row["correct"] <= 50
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["layers"] == [] and doc["provenance"]["dataset"]["name"] == "sub.npz"
+    row = doc["totals"]
+    assert row["images"] == 50 and row["data"] == "sub.npz" and 0 <= row["correct"] <= 50
     assert row["top1"] == pytest.approx(evaluate("tiny_vgg", data=mnist, limit=50))
 
 

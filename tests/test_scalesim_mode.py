@@ -12,7 +12,7 @@ import pytest
 from accelsim.config import load_hw
 from accelsim.graph.builder import GraphBuilder
 from accelsim.graph.zoo import load_model
-from accelsim.sim.simulate import simulate
+from accelsim.sim.grid import simulate_grid
 from accelsim.sim.timing import scalesim_ofmap_size
 
 HERE = Path(__file__).resolve().parent
@@ -48,7 +48,7 @@ def test_the_reference_set_is_complete():
 @pytest.mark.parametrize("cfg, topo, report", CASES)
 def test_every_reference_layer_to_the_cycle(cfg, topo, report):
     expected = _total_cycles(report)
-    result = simulate(load_model(topo), load_hw(cfg), timing="scalesim")
+    result = simulate_grid(load_model(topo), load_hw(cfg), timing="scalesim")
     assert result.layers["total_cycles"].tolist() == expected
 
 
@@ -56,10 +56,10 @@ def test_readme_figures(reference_dir):
     cycles = {}
     for df in ("ws", "os", "is"):
         hw = load_hw(reference_dir / "scalesim" / f"r32x32_{df}_calc.cfg")
-        cycles[df] = simulate(load_model(reference_dir / "scalesim" / "test.csv"), hw, timing="scalesim").summary["total_cycles"]
+        cycles[df] = simulate_grid(load_model(reference_dir / "scalesim" / "test.csv"), hw, timing="scalesim").summary["total_cycles"]
     assert cycles == {"ws": 77_111, "os": 21_479, "is": 25_811}
     hw = load_hw("scalesim-32x32-ws")  # the YAML twin of r32x32_ws_calc.cfg
-    r = simulate(load_model(reference_dir / "scalesim" / "alexnet.csv"), hw, timing="scalesim")
+    r = simulate_grid(load_model(reference_dir / "scalesim" / "alexnet.csv"), hw, timing="scalesim")
     assert r.layers["total_cycles"].tolist() == [112_283, 373_799, 185_759, 278_639, 185_759]
 
 
@@ -79,11 +79,11 @@ def _conv_graph(**attrs):
 def test_padding_counts_as_a_larger_ifmap_and_groups_as_separate_layers():
     hw = load_hw("scalesim-32x32-ws")
     padded = _conv_graph(channels=64, out_channels=64, kernel=3, padding=1, stride=2)
-    r = simulate(padded, hw, timing="scalesim").layers.iloc[0]
+    r = simulate_grid(padded, hw, timing="scalesim").layers.iloc[0]
     # ifmap 16x16 after padding: ceil((16 - 3 + 2) / 2) = 8 -> M = 64; K = 576, N = 64
     assert r["M"] == 64 and r["total_cycles"] == 18 * 2 * (2 * 32 + 32 + 64 - 2) - 1
     dw = _conv_graph(channels=64, out_channels=64, kernel=3, padding=1, groups=64)
-    r = simulate(dw, hw, timing="scalesim").layers.iloc[0]
+    r = simulate_grid(dw, hw, timing="scalesim").layers.iloc[0]
     # one SCALE-Sim layer per channel: M = 196, K = 9, N = 1, one fold each, -1 each
     assert r["groups_per_fold"] == 1 and r["total_cycles"] == 64 * ((2 * 32 + 32 + 196 - 2) - 1)
 
@@ -93,7 +93,7 @@ def test_scalesim_mode_ignores_double_buffering_and_packing_native_mode_does_not
     g = _conv_graph(channels=64, out_channels=64, kernel=3, padding=1, groups=64)
     db = hw.replace("pe_array.weight_preload", "double_buffered")
     one = hw.replace("pe_array.group_packing", "one_per_fold")
-    ss = [simulate(g, h, timing="scalesim").summary["total_cycles"] for h in (hw, db, one)]
+    ss = [simulate_grid(g, h, timing="scalesim").summary["total_cycles"] for h in (hw, db, one)]
     assert ss[0] == ss[1] == ss[2]
-    native = [simulate(g, h).summary["total_cycles"] for h in (hw, db, one)]
+    native = [simulate_grid(g, h).summary["total_cycles"] for h in (hw, db, one)]
     assert native[1] < native[0] < native[2]

@@ -11,7 +11,7 @@ import accelsim
 from accelsim.cli import main
 from accelsim.errors import AccelsimError
 from accelsim.sim import Result, map_layer, native_cycles
-from accelsim.sim.simulate import LAYER_COLUMNS
+from accelsim.sim.grid import LAYER_COLUMNS
 
 
 def run_cli(*argv):

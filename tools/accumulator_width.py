@@ -43,6 +43,7 @@ from accelsim.cost.energy import ENERGY_CATEGORIES
 from accelsim.data import known_input_range
 from accelsim.quant.qgraph import BiasRangeWarning
 from accelsim.report.output import write_atomic, write_dataframe
+from accelsim.progress import track
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("tiny_mobilenet_v2", "tiny_resnet", "tiny_vgg")
@@ -204,7 +205,7 @@ def measure_model(name: str, x: np.ndarray, y: np.ndarray, widths=WIDTHS, modes=
 
     ref, ref_codes = run("fixed", q32, REFERENCE_BITS, "wrap")
     rows = []
-    for bits in sorted(widths, reverse=True):
+    for bits in track(sorted(widths, reverse=True), f"accumulator width ({name})", unit="width"):
         qb = q32 if bits == REFERENCE_BITS else quantize_for(graph, hw_at(base_hw, bits, "wrap"))
         raised = qb.info.get("bias_scale_raised", {})
         reuse = same_integers(qb, q32)

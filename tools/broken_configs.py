@@ -89,7 +89,7 @@ CASES: list[Case] = [
          "pe_array.rwos", "did you mean 'rows'?"),
     Case("bad enum value", "dataflow.yaml",
          _with("dataflow: weight_stationary", "dataflow: row_stationary"), "pe_array.dataflow",
-         "expected one of weight_stationary, output_stationary, input_stationary; "
+         "expected one of weight_stationary, output_stationary, input_stationary (or ws, os, is); "
          "found the string 'row_stationary'"),
     Case("number for enum", "preload.yaml", _with("  dataflow: weight_stationary\n",
          "  dataflow: weight_stationary\n  weight_preload: 2\n"), "pe_array.weight_preload",

@@ -27,6 +27,7 @@ from accelsim.config import hw_from_dict, load_hw
 from accelsim.data import load_dataset
 from accelsim.quant import quantize
 from accelsim.report.output import write_atomic
+from accelsim.progress import track
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("tiny_mobilenet_v2", "tiny_resnet", "tiny_vgg")
@@ -84,7 +85,7 @@ def run(models, bits, hw_name, weight_schemes, limit, model_dir, progress) -> st
     for scheme in weight_schemes:
         hw = _hw_with(base_hw, scheme)
         lines.append(f"### {scheme.capitalize()} weights, {hw.quantization.activation_scheme} activations\n")
-        for name in models:
+        for name in track(models, f"dfq ablation ({scheme} weights)", unit="model"):
             model = str(Path(model_dir) / f"{name}.onnx") if model_dir else name
             graph = accelsim.load_model(model)
             fp32 = accelsim.evaluate(graph, ds, limit=limit)

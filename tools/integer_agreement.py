@@ -21,6 +21,7 @@ import numpy as np
 
 import accelsim
 from accelsim.report.output import markdown_table, write_atomic
+from accelsim.progress import track
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("tiny_mobilenet_v2", "tiny_resnet", "tiny_vgg")
@@ -35,7 +36,7 @@ def rows(limit: int | None):
         x, y = x[idx], y[idx]
     calib = data.calibration(256)
     hw = accelsim.load_hw("edge-npu-16x16").replace("quantization.weight_scheme", "asymmetric")
-    for model in MODELS:
+    for model in track(MODELS, "integer agreement", unit="model"):
         g = accelsim.load_model(model)
         fp32 = float((g.run(x).argmax(1) == y).mean())
         for method in RECIPES:

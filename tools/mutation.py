@@ -338,10 +338,12 @@ def run(modules: list[str], ref: str, cap: int, seed: int, jobs: int, timeout: f
             log(f"{m.status:8s} {m.seconds:5.1f}s {m.module}:{m.line} {m.kind}: {m.before} -> {_short(m.after)}")
             return m
 
+        from accelsim.progress import track
+
         if in_place or jobs == 1:
-            return [work(item) for item in plan]
+            return [work(item) for item in track(plan, "mutants", unit="mutant")]
         with ThreadPoolExecutor(jobs) as ex:
-            return list(ex.map(work, plan))
+            return list(track(ex.map(work, plan), "mutants", unit="mutant", total=len(plan)))
     finally:
         for b in boxes:
             b.close()

@@ -17,6 +17,7 @@ import accelsim
 from accelsim.cost.energy import ENERGY_CATEGORIES, energy_costs
 from accelsim.cost.model import simulate
 from accelsim.report.output import write_atomic
+from accelsim.progress import track
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -174,7 +175,7 @@ def main(argv=None) -> int:
     hw0 = accelsim.load_hw(args.hw)
     base, B = run(g, hw0)
     results = []
-    for label, field, value in VARIANTS:
+    for label, field, value in track(VARIANTS, "numeric format costs", unit="variant"):
         hw = hw0 if field is None else hw0.replace(field, value)
         s, L = (base, B) if field is None else run(g, hw)
         cmd = f"accelsim simulate {args.workload}" + ("" if field is None else f" --set {field}={value}")

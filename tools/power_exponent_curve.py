@@ -25,6 +25,7 @@ import accelsim  # noqa: E402
 from accelsim.quant.power import (  # noqa: E402
     error_curve, reconstruction_error, search_exponent, search_exponents_per_layer, weighted_layers,
 )
+from accelsim.progress import track
 
 MODELS = ("tiny_mobilenet_v2", "tiny_resnet", "tiny_vgg")
 BITS = (4, 6, 8)
@@ -34,7 +35,7 @@ COMMAND = "python tools/power_exponent_curve.py"
 
 def measure(models=MODELS, bits_list=BITS) -> list[dict]:
     rows = []
-    for model in models:
+    for model in track(models, "power exponent curve", unit="model"):
         layers = weighted_layers(accelsim.load_model(model))
         ws = list(layers.values())
         for bits in bits_list:

@@ -22,6 +22,7 @@ import numpy as np
 
 import accelsim
 from accelsim.report.output import markdown_table, write_atomic
+from accelsim.progress import track
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("tiny_mobilenet_v2", "tiny_resnet", "tiny_vgg")
@@ -44,7 +45,7 @@ def rows(limit: int | None, realisations=REALISATIONS):
     if limit:
         idx = np.linspace(0, len(y) - 1, limit).astype(int)
         x, y = x[idx], y[idx]
-    for model in MODELS:
+    for model in track(MODELS, "powerquant accuracy", unit="model"):
         g = accelsim.load_model(model)
         fp32 = float((g.run(x).argmax(1) == y).mean())
         for wb, ab in BITS:
@@ -81,7 +82,7 @@ def scope_rows(limit: int | None):
         idx = np.linspace(0, len(y) - 1, limit).astype(int)
         x, y = x[idx], y[idx]
     hw = _hw("decode_lut")
-    for model in MODELS:
+    for model in track(MODELS, "powerquant exponent scope", unit="model"):
         g = accelsim.load_model(model)
         for wb, ab in ((4, 8), (6, 6)):
             row = {"model": model, "bits": f"W{wb}A{ab}"}

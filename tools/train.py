@@ -282,7 +282,7 @@ def export(model: nn.Module, path: Path) -> None:
 
 
 ABOUT = (
-    "Bundled trained models: written by tools/train.py, read by accelsim.metrics and the tests. "
+    "Bundled trained models: written by tools/train.py, read by accelsim.graph.manifest and the tests. "
     "fp32_test_correct is torch's count of correct top-1 predictions on the mnist5k test split; "
     "accelsim's FP32 interpreter must reproduce it exactly. Training is deterministic: rerunning a "
     "model's command on CPU with the same torch version gives a byte-identical ONNX file (sha256). "

@@ -13,12 +13,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-# Energy tables and DRAM types are owned by the cost model's data module (a leaf: pure data,
-# no accelsim imports), so validating against it does not pull the cost model in.
-from accelsim.cost.tables import DRAM_TYPES
-from accelsim.cost.tables import TABLE_NAMES as ENERGY_TABLES
+# the energy names the schema accepts live in config itself (the numbers: accelsim.cost.tables)
+from accelsim.config.energy_names import DRAM_TYPES, ENERGY_TABLES
 
 DATAFLOWS = ("weight_stationary", "output_stationary", "input_stationary")
+#: the abbreviations every report and SCALE-Sim use, accepted wherever a dataflow is (YAML,
+#: --set, replace) and normalised to the full names
+DATAFLOW_ABBREVIATIONS = {"ws": "weight_stationary", "os": "output_stationary", "is": "input_stationary"}
 
 
 class AccumulatorWarning(UserWarning):
@@ -30,14 +31,15 @@ _REQUIRED = dataclasses.MISSING
 
 def _spec(kind: str, default: Any = _REQUIRED, *, choices: tuple = (), lo: float | None = None,
           lo_open: bool = False, hi: float | None = None, nullable: bool = False,
-          section: type | None = None) -> Any:
+          section: type | None = None, aliases: Mapping[str, str] | None = None) -> Any:
     """A dataclass field plus its validation rule (read by ``validate.build``).
 
     kind: "str" (non-empty), "int", "number", "enum", "section", "overrides".
     lo/hi: inclusive bounds, except lo is exclusive when lo_open.
+    aliases (enum): other spellings accepted and normalised to a choice.
     """
     meta = {"kind": kind, "choices": choices, "lo": lo, "lo_open": lo_open, "hi": hi,
-            "nullable": nullable, "section": section}
+            "nullable": nullable, "section": section, "aliases": dict(aliases or {})}
     if default is _REQUIRED:
         return field(metadata=meta)
     if section is not None:
@@ -61,7 +63,7 @@ def _positive_number(default: Any = _REQUIRED, **kw: Any) -> Any:
 class PeArray:
     rows: int = _positive_int()
     cols: int = _positive_int()
-    dataflow: str = _spec("enum", choices=DATAFLOWS)
+    dataflow: str = _spec("enum", choices=DATAFLOWS, aliases=DATAFLOW_ABBREVIATIONS)
     weight_preload: str = _spec("enum", "serial", choices=("serial", "double_buffered"))
     # how grouped/depthwise convs share the array: several groups side by side in one fold
     # ("packed") or one group per fold ("one_per_fold")

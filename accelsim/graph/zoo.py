@@ -5,7 +5,7 @@ import difflib
 from pathlib import Path
 
 from ..errors import GraphError
-from ..paths import find_bundled, list_bundled
+from ..paths import find_bundled, find_relative, list_bundled
 from .ir import Graph
 
 ZOO_SUFFIXES = (".yaml", ".yml", ".onnx")
@@ -23,6 +23,9 @@ def find_workload_file(name_or_path: str | Path) -> Path:
     found = find_bundled("workloads", str(name_or_path), ZOO_SUFFIXES)
     if found is not None:
         return found
+    relative = find_relative(path)  # "workloads/resnet50.yaml" from any working directory
+    if relative is not None:
+        return relative
     if path.suffix or "/" in str(name_or_path):
         raise GraphError(f"{name_or_path}: file not found")
     names = zoo_names()

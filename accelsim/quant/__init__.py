@@ -23,23 +23,41 @@ Decisions (each module's docstring has the details):
 """
 from __future__ import annotations
 
-from .absorb import absorb_high_bias
-from .bias_correction import correct_bias
-from .clipped_normal import clipped_normal_mean, clipped_normal_var
-from .equalize import EqualizationInfo, equalize
-from .fold import fold_batchnorm, replace_relu6
-from .pipeline import quantize, weight_quantizer
-from .qgraph import BiasRangeWarning, LayerQuant, QGraph, activation_sites
-from .qgraph_io import is_qgraph_file, load_qgraph, save_qgraph
-from .quantizers import QuantParams, make_qparams
-from .ranges import bn_range, cross_entropy_qparams, minmax_qparams, mse_qparams
-from .recipe import METHODS, Recipe, Steps, load_recipe
-from .stats import ChannelStats, propagate_stats
+import importlib
+from typing import Any
 
-__all__ = [
-    "METHODS", "BiasRangeWarning", "ChannelStats", "EqualizationInfo", "LayerQuant", "QGraph", "QuantParams", "Recipe", "Steps",
-    "absorb_high_bias", "activation_sites", "bn_range", "clipped_normal_mean", "clipped_normal_var",
-    "correct_bias", "cross_entropy_qparams", "equalize", "fold_batchnorm", "is_qgraph_file", "load_qgraph",
-    "load_recipe", "make_qparams", "minmax_qparams", "mse_qparams", "propagate_stats", "quantize", "replace_relu6",
-    "save_qgraph", "weight_quantizer",
-]
+#: public name -> the module that defines it; loaded on first use (PEP 562), so that
+#: `accelsim.quant.recipe` (the recipe names, for the CLI's help) does not import every transform
+_LAZY = {
+    "absorb_high_bias": "absorb",
+    "correct_bias": "bias_correction",
+    "clipped_normal_mean": "clipped_normal", "clipped_normal_var": "clipped_normal",
+    "EqualizationInfo": "equalize", "equalize": "equalize",
+    "fold_batchnorm": "fold", "replace_relu6": "fold",
+    "quantize": "pipeline", "weight_quantizer": "pipeline",
+    "BiasRangeWarning": "qgraph", "LayerQuant": "qgraph", "QGraph": "qgraph", "activation_sites": "qgraph",
+    "is_qgraph_file": "qgraph_io", "load_qgraph": "qgraph_io", "save_qgraph": "qgraph_io",
+    "QuantParams": "quantizers", "make_qparams": "quantizers",
+    "bn_range": "ranges", "cross_entropy_qparams": "ranges", "minmax_qparams": "ranges", "mse_qparams": "ranges",
+    "METHODS": "recipe", "Recipe": "recipe", "Steps": "recipe", "load_recipe": "recipe",
+    "ChannelStats": "stats", "propagate_stats": "stats",
+}
+
+__all__ = sorted(_LAZY)
+
+# A name that is also a submodule's name (the function equalize in equalize.py) is bound now:
+# importing the submodule later would otherwise leave the module where the function belongs.
+from .equalize import EqualizationInfo, equalize  # noqa: E402  (light: numpy and the graph IR)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -88,7 +88,7 @@ def _input_range(graph: Graph, r: Recipe, data: Any) -> tuple[tuple[float, float
             return data.input_range, f"dataset {data.name}: preprocessing"
     elif data is not None and known_input_range(data) is not None:
         return known_input_range(data), f"dataset {data}: preprocessing"
-    from ..metrics import model_info
+    from ..graph.manifest import model_info
 
     info = model_info(graph.name)
     if info and known_input_range(info.get("dataset")) is not None:
@@ -97,7 +97,8 @@ def _input_range(graph: Graph, r: Recipe, data: Any) -> tuple[tuple[float, float
 
 
 def quantize(graph: Graph, recipe: str | os.PathLike | Mapping | Recipe = "dfq",
-             hw: HwConfig | str | os.PathLike | None = None, calibration: Any = None, data: Any = None) -> QGraph:
+             hw: HwConfig | str | os.PathLike | None = None, calibration: Any = None, data: Any = None, *,
+             progress: bool = False) -> QGraph:
     """Quantize `graph` by `recipe` (a name, YAML file or dict) for hardware `hw`
     (a HwConfig, a config name or file; default: the edge-npu-16x16 config).
 
@@ -106,6 +107,7 @@ def quantize(graph: Graph, recipe: str | os.PathLike | Mapping | Recipe = "dfq",
     `data`: the dataset the model will see (a name or Dataset): without calibration data, its
     documented preprocessing gives the input's range (`info["input_range_source"]` says where
     the range came from; a bundled trained model's own dataset is used when `data` is None).
+    `progress`: a bar over the pipeline's steps on a terminal (the CLI).
     """
     hw = resolve_hw(hw)
     r = load_recipe(recipe, hw)
@@ -125,6 +127,15 @@ def quantize(graph: Graph, recipe: str | os.PathLike | Mapping | Recipe = "dfq",
         input_range, info["input_range_source"] = _input_range(graph, r, data)
         if input_range is not None and input_range != r.input_range:
             r = replace(r, input_range=input_range)
+    from ..progress import stages
+
+    with stages(f"quantize {graph.name}", ["transforms", "weights", "bias correction", "activation ranges",
+                                           "integer layers"], enabled=progress) as step:
+        return _quantize_steps(graph, r, hw, feeds, act_range, info, step)
+
+
+def _quantize_steps(graph: Graph, r: Recipe, hw: HwConfig, feeds, act_range: str, info: dict, step) -> QGraph:
+    step("transforms")
     g = graph
     if r.steps.fold_batchnorm:
         g = fold_batchnorm(g)
@@ -135,6 +146,7 @@ def quantize(graph: Graph, recipe: str | os.PathLike | Mapping | Recipe = "dfq",
     if r.steps.absorb_high_bias:
         g, info["absorbed"] = absorb_high_bias(g, return_amounts=True)
 
+    step("weights")
     weighted = [n.name for n in g.nodes if n.op in WEIGHTED_OPS and n.weight is not None]
     if r.power:
         exponents, act_exponent = _power_exponents(g, weighted, r, info)
@@ -145,16 +157,19 @@ def quantize(graph: Graph, recipe: str | os.PathLike | Mapping | Recipe = "dfq",
         fit_weight = weight_quantizer(r)
         wq = {name: fit_weight(g[name].weight) for name in weighted}
     float_graph = g
+    step("bias correction")
     if r.steps.bias_correction != "none":
         w_fq = {name: wq[name].fake_quant(g[name].weight) for name in weighted}
         g, info["bias_correction"] = correct_bias(g, w_fq, mode=r.steps.bias_correction,
                                                   calibration=feeds, return_amounts=True)
 
+    step("activation ranges")
     sites, grid_of = activation_sites(g)
     activations = _activation_qparams(g, sites, r, act_range, wq, feeds, info)
     if r.power:  # the same ranges on power grids: (x + c)^a, unsigned (eq. 5 for signed ranges)
         activations = {s: make_power_qparams(q.range_lo, q.range_hi, q.bits, act_exponent)
                        for s, q in activations.items()}
+    step("integer layers")
     layers = {}
     for name in weighted:
         in_site = grid_of[g[name].inputs[0]]

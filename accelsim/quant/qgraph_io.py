@@ -279,7 +279,7 @@ def save_qgraph(qg: QGraph, path: str | os.PathLike, sidecar: bool = True) -> Pa
     with `sidecar`, its metadata as readable JSON next to it (``q.npz`` -> ``q.json``).
     Both are written all or nothing (`write_together`), with the mode of a normal file (0666
     less the umask). Returns the path of the npz."""
-    from ..report.output import write_atomic, write_together
+    from ..files import write_atomic, write_together
 
     out = _npz_path(path)
     arrays, meta = _encode(qg)

@@ -9,22 +9,13 @@ error), one pass over the array; `rounding_shift` is the integer form, round(p /
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from numba import vectorize
-
-
-@vectorize(["float32(float32)", "float64(float64)"], cache=True)
-def _round_half_away(x):
-    a = abs(x)
-    t = np.floor(a)
-    r = t + 1.0 if a - t >= 0.5 else t
-    return math.copysign(r, x)
 
 
 def round_half_away(x, out=None):
     """Nearest integer (as a float array), ties away from zero; float32 stays float32."""
+    from ._rounding_kernel import _round_half_away  # numba loads on first use, not on import
+
     x = np.asarray(x)
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float64)

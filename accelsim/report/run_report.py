@@ -101,13 +101,14 @@ def markdown(result, command: str | None = None) -> str:
 
 
 def as_json(result, command: str | None = None) -> dict[str, Any]:
+    """The one JSON shape of accelsim's outputs (provenance, layers, totals), plus the run's
+    timings and warnings."""
     return {
-        "format": "accelsim-run-1",
-        "command": command,
-        "summary": result.summary,
-        "timings_s": result.timings_s,
-        "provenance": result.provenance,
-        "warnings": result.warnings,
+        "provenance": {**result.provenance, "command": command},
         "layers": json.loads(pd.DataFrame(result.cost_layers).merge(
             result.exec_layers, on="layer", how="left", suffixes=("", "_exec")).to_json(orient="records")),
+        "totals": result.summary,
+        "timings_s": result.timings_s,
+        "warnings": result.warnings,
+        "format": "accelsim-run-2",
     }

@@ -1,17 +1,17 @@
-"""Benchmarks of the numpy references, registered with ``accelsim bench`` (see ``bench._PLUGINS``)."""
+"""Benchmarks of the numpy references, registered with ``accelsim bench`` (see ``accelsim.bench``)."""
 from __future__ import annotations
 
 import numpy as np
 
-from .bench import Section, _best_of, _table, benchmark
+from . import Section, _best_of, _table, benchmark
 
 
 @benchmark("interpreter_throughput",
            "FP32 Graph.run and fake-quant QGraph.run on tiny_mobilenet_v2, batch 1,000, beside onnxruntime")
 def bench_interpreter_throughput(quick: bool) -> Section:
-    from .config import load_hw
-    from .graph.zoo import find_workload_file, load_model
-    from .quant.pipeline import quantize
+    from ..config import load_hw
+    from ..graph.zoo import find_workload_file, load_model
+    from ..quant.pipeline import quantize
 
     batch = 1000
     repeat = 2 if quick else 5
@@ -39,7 +39,7 @@ def bench_interpreter_throughput(quick: bool) -> Section:
 
 def _gemm_operands(qgraph, hw, x):
     """Per conv/linear layer, the (weights, columns) float64 operands the fast path multiplies."""
-    from .sim import execute as ex
+    from ..sim import execute as ex
 
     captured = []
     original = ex._im2col
@@ -64,11 +64,11 @@ def _gemm_operands(qgraph, hw, x):
 def bench_integer_execution(quick: bool) -> Section:
     from threadpoolctl import threadpool_limits
 
-    from .config import load_hw
-    from .data import load_dataset
-    from .graph.zoo import load_model
-    from .quant.pipeline import quantize
-    from .sim.execute import execute
+    from ..config import load_hw
+    from ..data import load_dataset
+    from ..graph.zoo import load_model
+    from ..quant.pipeline import quantize
+    from ..sim.execute import execute
 
     hw = load_hw("edge-npu-16x16")
     x_all, _ = load_dataset("mnist5k").split("test")
@@ -108,7 +108,7 @@ def bench_integer_execution(quick: bool) -> Section:
 
 @benchmark("run_default", "`accelsim run` on the bundled defaults: wall time split into load, quantize, execute, cost")
 def bench_run_default(quick: bool) -> Section:
-    from .explore.point import run_point
+    from ..explore.point import run_point
 
     result = run_point(limit=250 if quick else None, progress=False)
     t = result.timings_s

@@ -1,4 +1,6 @@
-"""`simulate(graph, hw)`: per-layer mapping and cycles of a workload on a hardware config."""
+"""`simulate_grid(graph, hw)`: per-layer mapping and cycles of a workload on the PE grid alone.
+
+The full cost (memory, stalls, energy) is `accelsim.simulate` (accelsim.cost.model), built on this."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ class Result:
                 f"{s.get('total_cycles'):,} cycles, {s.get('latency_ms'):.4g} ms)")
 
 
-def simulate(graph, hw, timing: str = "native", batch: int = 1) -> Result:
+def simulate_grid(graph, hw, timing: str = "native", batch: int = 1) -> Result:
     """Map every GEMM layer of `graph` onto `hw`'s PE grid and count its cycles.
 
     timing="native" models the configured microarchitecture (closed form, equal to the

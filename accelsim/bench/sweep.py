@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..bench import Section, _table, benchmark
+from . import Section, _table, benchmark
 
 RESNET50_GRID = {
     "pe_array.rows": [8, 16, 32, 64, 128],

@@ -1,17 +1,17 @@
-"""Benchmarks of the full cost model, registered with ``accelsim bench`` (see ``bench._PLUGINS``)."""
+"""Benchmarks of the full cost model, registered with ``accelsim bench`` (see ``accelsim.bench``)."""
 from __future__ import annotations
 
 import time
 
-from .bench import Section, _best_of, _table, benchmark
+from . import Section, _best_of, _table, benchmark
 
 
 @benchmark("cost_resnet50", "full cost run of ResNet-50 (cycles, memory and DRAM stalls, energy); target < 2 s")
 def bench_cost_resnet50(quick: bool) -> Section:
-    from .config import load_hw
-    from .cost.model import clear_layer_cache, simulate
-    from .graph.zoo import load_model
-    from .sim.simulate import simulate as simulate_grid
+    from ..config import load_hw
+    from ..cost.model import clear_layer_cache, simulate
+    from ..graph.zoo import load_model
+    from ..sim.grid import simulate_grid
 
     repeat = 3 if quick else 7
     rows, figures = [], {}
@@ -40,6 +40,6 @@ def bench_cost_resnet50(quick: bool) -> Section:
            "count the numeric-format overheads, try the stream tilings of each layer and time their DRAM "
            "tiles (DMA engine + DRAM channel, double buffering; the recurrence equal to the simpy model), "
            "count actions and price them; caches cleared before every repeat. "
-           "*grid only* is `accelsim.sim.simulate` (mapping and compute cycles, no memory or energy) in the "
+           "*grid only* is `accelsim.sim.simulate_grid` (mapping and compute cycles, no memory or energy) in the "
            "same run, for the ratio. Target: < 2 s.")
     return Section("Full cost run: ResNet-50", md, figures)

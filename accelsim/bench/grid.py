@@ -1,138 +1,25 @@
-"""`accelsim bench`: named benchmarks measured in one run, written to reports/benchmarks.md.
-
-Add a benchmark by decorating a function `f(quick: bool) -> Section` with
-`@benchmark("name", "what it measures")` (here or in a module listed in `_PLUGINS`).
-"""
+"""Benchmarks of the PE grid: SCALE-Sim timing mode, the cycle-stepped kernels, the closed-form
+cost model's scaling (registered with ``accelsim bench``)."""
 from __future__ import annotations
 
-import importlib
-import math
-import os
-import platform
-import shlex
-import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from .errors import AccelsimError
-from .paths import REPO_ROOT
-
-# SCALE-Sim 3.0.0, all 54 ResNet-50 layers, 32x32 ws, no traces: measured by
-# reference/scalesim/README.md (copied to tests/fixtures/reference/scalesim/README.md)
-SCALESIM_RESNET50_CPU_S = 1291.0
-REFERENCE_DIR = REPO_ROOT / "tests" / "fixtures" / "reference" / "scalesim"
-
-
-@dataclass
-class Section:
-    title: str
-    markdown: str
-    figures: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Benchmark:
-    name: str
-    help: str
-    run: Callable[[bool], Section]
-
-
-BENCHMARKS: dict[str, Benchmark] = {}
-_PLUGINS: tuple[str, ...] = ("accelsim.bench_cost", "accelsim.bench_numerics", "accelsim.explore.bench_sweep")  # modules that register more benchmarks when imported
-
-
-def benchmark(name: str, help: str):
-    def register(fn: Callable[[bool], Section]):
-        BENCHMARKS[name] = Benchmark(name, help, fn)
-        return fn
-
-    return register
-
-
-def _load_plugins() -> None:
-    for mod in _PLUGINS:
-        importlib.import_module(mod)
-
-
-def available() -> dict[str, Benchmark]:
-    _load_plugins()
-    return dict(BENCHMARKS)
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def _best_of(fn: Callable[[], object], repeat: int) -> tuple[float, float, object]:
-    """(best wall s, CPU s of that run, last result) over `repeat` runs."""
-    best, best_cpu, out = math.inf, math.inf, None
-    for _ in range(repeat):
-        w0, c0 = time.perf_counter(), time.process_time()
-        out = fn()
-        w, c = time.perf_counter() - w0, time.process_time() - c0
-        if w < best:
-            best, best_cpu = w, c
-    return best, best_cpu, out
-
-
-def _table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def _reference(name: str) -> Path:
-    path = REFERENCE_DIR / name
-    if not path.is_file():
-        raise AccelsimError(f"{path}: reference file not found (benchmarks run from a repo checkout)")
-    return path
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine() -> dict:
-    import numba
-    import pandas
-
-    info = {
-        "platform": platform.platform(),
-        "cpu": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "pandas": pandas.__version__,
-    }
-    if hasattr(os, "getloadavg"):
-        info["load average at start (1 min)"] = f"{os.getloadavg()[0]:.2f}"
-    return info
-
-
-# ----------------------------------------------------------------------------- benchmarks
+from . import SCALESIM_RESNET50_CPU_S, Section, _best_of, _reference, _table, benchmark
 
 
 @benchmark("scalesim_resnet50", "ResNet-50 (54 layers) on a 32x32 ws array in SCALE-Sim timing mode")
 def bench_scalesim_resnet50(quick: bool) -> Section:
-    from .config import load_hw
-    from .graph.zoo import load_model
-    from .sim.simulate import simulate
+    from ..config import load_hw
+    from ..graph.zoo import load_model
+    from ..sim.grid import simulate_grid
 
     csv = _reference("Resnet50_mlperf.csv")
     hw = load_hw(_reference("r32x32_ws_calc.cfg"))
 
     def run():
-        return simulate(load_model(csv), hw, timing="scalesim")
+        return simulate_grid(load_model(csv), hw, timing="scalesim")
 
     w0, c0 = time.perf_counter(), time.process_time()
     result = run()
@@ -161,7 +48,7 @@ def _kernel_inputs(rng, m: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray]
 
 @benchmark("kernel_throughput", "cycle-stepped kernel: PE-updates per second on one core, per dataflow")
 def bench_kernel_throughput(quick: bool) -> Section:
-    from .sim.kernels import run_gemm
+    from ..sim.kernels import run_gemm
 
     rng = np.random.default_rng(0)
     w0 = time.perf_counter()
@@ -190,11 +77,11 @@ def bench_kernel_throughput(quick: bool) -> Section:
 
 @benchmark("kernel_resnet50_layers", "ResNet-50 layers the cycle-stepped kernel steps through in 10 s")
 def bench_kernel_layers(quick: bool) -> Section:
-    from .config import load_hw
-    from .graph.zoo import load_model
-    from .sim.kernels import run_gemm
-    from .sim.mapping import map_layer
-    from .sim.timing import native_cycles
+    from ..config import load_hw
+    from ..graph.zoo import load_model
+    from ..sim.kernels import run_gemm
+    from ..sim.mapping import map_layer
+    from ..sim.timing import native_cycles
 
     budget_s = 10.0
     hw = load_hw(_reference("r32x32_ws_calc.cfg"))
@@ -243,83 +130,44 @@ def bench_kernel_layers(quick: bool) -> Section:
 
 @benchmark("cost_model_scaling", "cost-model time vs array size (8x8..256x256) and network depth")
 def bench_cost_model_scaling(quick: bool) -> Section:
-    from .config import load_hw
-    from .graph.zoo import load_model
-    from .sim.simulate import simulate
+    from ..config import load_hw
+    from ..graph.zoo import load_model
+    from ..sim.grid import simulate_grid
 
     hw = load_hw("edge-npu-16x16")
     repeat = 3 if quick else 10
     g = load_model("resnet50")
-    simulate(g, hw)
+    simulate_grid(g, hw)
     rows = []
     for size in (8, 16, 32, 64, 128, 256):
         h = hw.replace("pe_array.rows", size).replace("pe_array.cols", size)
-        best, _, r = _best_of(lambda: simulate(g, h), repeat)
+        best, _, r = _best_of(lambda: simulate_grid(g, h), repeat)
         rows.append([f"{size}x{size}", f"{best * 1e3:.2f}", f"{r.summary['total_cycles']:,}",
                      f"{r.summary['utilisation']:.3f}"])
     md = "By array size (resnet50, ws, native timing):\n\n"
-    md += _table(["array", "simulate ms", "cycles", "utilisation"], rows)
+    md += _table(["array", "simulate_grid ms", "cycles", "utilisation"], rows)
     rows = []
     nets = ("resnet18", "mobilenet_v2", "resnet50", "bert_base") if quick else (
         "resnet18", "mobilenet_v2", "resnet50", "vgg16", "bert_base")
     for name in nets:
         graph = load_model(name)
-        best, _, r = _best_of(lambda: simulate(graph, hw), repeat)
+        best, _, r = _best_of(lambda: simulate_grid(graph, hw), repeat)
         n = r.summary["layers"]
         rows.append([name, n, f"{best * 1e3:.2f}", f"{best * 1e6 / max(n, 1):.0f}", f"{r.summary['total_cycles']:,}"])
     md += "\n\nBy network (16x16 ws, native timing; the graph is loaded once, outside the timing):\n\n"
-    md += _table(["network", "GEMM layers", "simulate ms", "us / layer", "cycles"], rows)
-    from .graph.scalesim_csv import parse_scalesim_csv
+    md += _table(["network", "GEMM layers", "simulate_grid ms", "us / layer", "cycles"], rows)
+    from ..graph.scalesim_csv import parse_scalesim_csv
 
     lines = _reference("Resnet50_mlperf.csv").read_text().strip().splitlines()
     rows = []
     for copies in (1, 4, 16) if quick else (1, 4, 16, 64):
         body = [f"r{i}_{ln.strip()}" for i in range(copies) for ln in lines[1:] if ln.strip()]
         graph = parse_scalesim_csv("\n".join([lines[0]] + body), "repeated", f"resnet50x{copies}")
-        best, _, r = _best_of(lambda: simulate(graph, hw), repeat)
+        best, _, r = _best_of(lambda: simulate_grid(graph, hw), repeat)
         n = r.summary["layers"]
         rows.append([copies, n, f"{best * 1e3:.2f}", f"{best * 1e6 / n:.0f}"])
     md += "\n\nBy depth: SCALE-Sim's ResNet-50 topology repeated k times in one graph (16x16 ws, native):\n\n"
-    md += _table(["k", "GEMM layers", "simulate ms", "us / layer"], rows)
+    md += _table(["k", "GEMM layers", "simulate_grid ms", "us / layer"], rows)
     md += (f"\n\nBest of {repeat}. The closed form costs the same per layer whatever the array size "
            "(fold counts are arithmetic, never enumerated), so time grows with the number of layers only.")
     return Section("Cost-model scaling", md, {})
-
-
-# ----------------------------------------------------------------------------- runner
-
-
-def run_benchmarks(names: list[str] | None = None, quick: bool = False,
-                   out: str | Path | None = None, command: str | None = None,
-                   progress: Callable[[str], None] | None = None) -> str:
-    """Run benchmarks (all by default) and write the Markdown report to `out` (if given)."""
-    registry = available()
-    names = list(names or registry)
-    unknown = [n for n in names if n not in registry]
-    if unknown:
-        raise AccelsimError(f"unknown benchmark '{unknown[0]}'; known: {', '.join(registry)}")
-    info = machine()
-    command = command or "accelsim bench" + (" --quick" if quick else "") + "".join(f" {n}" for n in names)
-    parts = ["# accelsim benchmarks", "",
-             f"Measured in one run of `{command}` on {time.strftime('%Y-%m-%d %H:%M %Z')}.", "",
-             "## Machine", "", _table(["", ""], [[k, v] for k, v in info.items()]), ""]
-    for name in names:
-        if progress:
-            progress(name)
-        w0 = time.perf_counter()
-        section = registry[name].run(quick)
-        parts += [f"## {section.title}", "", f"`{name}`: {registry[name].help} "
-                  f"(benchmark wall time {time.perf_counter() - w0:.1f} s)", "", section.markdown, ""]
-    text = "\n".join(parts)
-    if out is not None:
-        from .report.output import write_atomic
-
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-    return text
-
-
-def command_line(argv: list[str] | None = None) -> str:
-    argv = sys.argv[1:] if argv is None else argv
-    return "accelsim " + " ".join(shlex.quote(a) for a in argv)

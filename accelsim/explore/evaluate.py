@@ -1,4 +1,4 @@
-"""Top-1 accuracy on a labelled dataset (`accelsim.evaluate`); the manifest of the bundled trained models.
+"""Top-1 accuracy on a labelled dataset (`accelsim.evaluate`, `accelsim evaluate`).
 
 The model is a Graph, a workload name or file (anything `load_model` takes), or any object
 with `.run(x) -> logits` (e.g. a quantized QGraph). The data come out of `accelsim.data`
@@ -7,8 +7,6 @@ transformed here.
 """
 from __future__ import annotations
 
-import functools
-import json
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -17,13 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from .data import Dataset, load_dataset
-from .errors import AccelsimError
-from .graph.ir import Graph
-from .paths import find_bundled
+from ..data import Dataset, load_dataset
+from ..errors import AccelsimError
+from ..graph.ir import Graph
+from ..graph.manifest import model_info
 
 DEFAULT_BATCH_SIZE = 500
-MANIFEST = "models"  # workloads/models.json (JSON, so the zoo does not take it for a graph YAML)
 
 
 @dataclass(frozen=True)
@@ -52,38 +49,10 @@ class EvalResult:
             "split": self.split,
             "top1": self.top1,
             "correct": self.correct,
-            "total": self.total,
-            "seconds": self.seconds,
+            "images": self.total,  # the names `run` uses too
+            "wall_s": self.seconds,
             "images_per_s": self.images_per_s,
         }
-
-
-# ----------------------------------------------------------------------------- manifest
-
-
-@functools.lru_cache(maxsize=None)
-def _manifest_at(path: Path, mtime_ns: int) -> dict[str, dict[str, Any]]:
-    try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise AccelsimError(f"{path}: not valid JSON ({exc})") from None
-    models = doc.get("models") if isinstance(doc, dict) else None
-    if not isinstance(models, dict):
-        raise AccelsimError(f"{path}: expected a mapping 'models: {{name: {{...}}}}'")
-    return models
-
-
-def load_manifest() -> dict[str, dict[str, Any]]:
-    """workloads/models.json: per bundled trained model, its dataset, preprocessing, FP32 accuracy, ..."""
-    path = find_bundled("workloads", MANIFEST, (".json",))
-    if path is None:
-        return {}
-    return _manifest_at(path.resolve(), path.stat().st_mtime_ns)
-
-
-def model_info(name: str) -> dict[str, Any] | None:
-    """The manifest entry of a bundled trained model, or None."""
-    return load_manifest().get(str(name))
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -92,7 +61,7 @@ def model_info(name: str) -> dict[str, Any] | None:
 def _resolve_model(model: Any) -> tuple[Any, str, dict[str, Any] | None]:
     """(runner, display name, manifest entry when `model` names a bundled trained model)."""
     if isinstance(model, (str, Path)):
-        from .graph.zoo import load_model
+        from ..graph.zoo import load_model
 
         path = Path(model)
         if path.is_file() or path.suffix:
@@ -140,8 +109,10 @@ def evaluate_detailed(
     split: str = "test",
     batch_size: int = DEFAULT_BATCH_SIZE,
     limit: int | None = None,
+    progress: bool = False,
 ) -> EvalResult:
-    """Top-1 with counts, predictions and throughput. `limit` takes the first N images."""
+    """Top-1 with counts, predictions and throughput. `limit` takes the first N images;
+    `progress`: a progress bar on a terminal (the CLI)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise AccelsimError(f"batch_size must be a positive integer, found {batch_size!r}")
     dataset = data if isinstance(data, Dataset) else load_dataset(data)
@@ -158,16 +129,20 @@ def evaluate_detailed(
             f"{name} was trained on {info.get('dataset')} with preprocessing '{info.get('preprocessing')}'; "
             f"'{dataset.name}' may be preprocessed differently"
         )
+    from ..progress import progress_bar
+
     preds = np.empty(len(y), dtype=np.int64)
     t0 = time.perf_counter()
-    for start in range(0, len(y), batch_size):
-        chunk = x[start : start + batch_size]
-        logits = _logits(runner.run(chunk), len(chunk), f"{name}.run")
-        if start == 0 and int(y.max()) >= logits.shape[1]:
-            raise AccelsimError(
-                f"{name} has {logits.shape[1]} outputs but '{dataset.name}' has labels up to {int(y.max())}"
-            )
-        preds[start : start + len(chunk)] = logits.argmax(axis=1)
+    with progress_bar(total=len(y), desc=f"evaluate {name}", unit="img", enabled=progress) as bar:
+        for start in range(0, len(y), batch_size):
+            chunk = x[start : start + batch_size]
+            logits = _logits(runner.run(chunk), len(chunk), f"{name}.run")
+            if start == 0 and int(y.max()) >= logits.shape[1]:
+                raise AccelsimError(
+                    f"{name} has {logits.shape[1]} outputs but '{dataset.name}' has labels up to {int(y.max())}"
+                )
+            preds[start : start + len(chunk)] = logits.argmax(axis=1)
+            bar.update(len(chunk))
     seconds = time.perf_counter() - t0
     return EvalResult(name, dataset.name, split, int((preds == y).sum()), len(y), seconds, preds, info)
 
