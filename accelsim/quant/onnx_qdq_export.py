@@ -219,7 +219,7 @@ def _topological(nodes: list, available: set[str]) -> list:
 def save_qdq_onnx(qg: QGraph, path, opset: int | None = None) -> Path:
     """Write `qg` as a QDQ ONNX file, all or nothing; returns the path."""
     onnx, _, _ = _onnx()
-    from ..report.output import write_atomic
+    from ..files import write_atomic
 
     model = to_qdq_onnx(qg, opset)
     path = Path(path)
