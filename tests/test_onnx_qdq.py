@@ -468,7 +468,7 @@ def test_run_takes_a_qdq_file_and_the_nearest_format_flag(tmp_path):
     assert "re-quantized conv" in err
     import json
 
-    assert json.loads(out)["summary"]["images"] == 8
+    assert json.loads(out)["totals"]["images"] == 8
 
 
 def test_describe_and_evaluate_take_a_qdq_file(tmp_path):
@@ -486,4 +486,4 @@ def test_describe_and_evaluate_take_a_qdq_file(tmp_path):
     import json
 
     want = float((ort_run(path, x).reshape(8, -1).argmax(1) == y).mean())  # onnxruntime on the same file
-    assert json.loads(out)["top1"] == pytest.approx(want)
+    assert json.loads(out)["totals"]["top1"] == pytest.approx(want)

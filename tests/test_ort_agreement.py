@@ -55,7 +55,7 @@ def test_quantize_static_model_runs_on_the_grid_within_0_2_points_of_onnxruntime
     with redirect_stdout(out), redirect_stderr(err):
         status = main(["run", "--model", str(path), "--no-report", "--format", "json"])
     assert status == 0, err.getvalue()
-    summary = json.loads(out.getvalue())["summary"]
+    summary = json.loads(out.getvalue())["totals"]
     _, x, y = data()
     assert summary["images"] == len(y)
     for optimize in (True, False):

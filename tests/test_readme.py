@@ -46,6 +46,7 @@ def _params():
 def elsewhere(tmp_path, monkeypatch):
     """A working directory outside the repo, with the README's relative tests/ paths reachable."""
     (tmp_path / "tests").symlink_to(REPO_ROOT / "tests")
+    (tmp_path / "reports").symlink_to(REPO_ROOT / "reports")  # the sweep specs the README runs
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -69,13 +70,17 @@ def test_example_command_runs(cmd, comment, elsewhere, capsys):
     argv = shlex.split(cmd)[1:]
     if argv[0] == "run":
         argv.append("--no-report")
+    if argv[0] in ("results", "report") and not (elsewhere / argv[1]).exists():
+        # reads a sweep store: first the README's command that writes it, as a reader would run them
+        (maker,) = [c for c, _ in _commands() if f"--store {argv[1]}" in c and "--dry-run" not in c]
+        assert main(shlex.split(maker)[1:]) == 0
     status = main(argv)
     out, err = capsys.readouterr()
     assert status == 0, err
     for figure in re.findall(r"\b\d\.\d{4}\b", comment):  # e.g. "# 0.9870, as torch measured"
         assert figure in out, f"README promises {figure}; the command printed:\n{out}"
     for token in argv:
-        if token.endswith((".npz", ".parquet", ".csv", ".json", ".md")) and "fixtures" not in token:
+        if token.endswith((".npz", ".parquet", ".csv", ".json", ".md", ".html")) and "fixtures" not in token:
             assert (elsewhere / token).is_file(), f"{cmd}: wrote no {token}"
 
 
