@@ -235,7 +235,8 @@ EXPLANATIONS = """\
    DequantizeLinear and QuantizeLinear, and in the files its own quantizer writes (int8
    activations) some convolutions stay float Conv between DequantizeLinear and QuantizeLinear
    (the QLinearConv count is below the Conv count; onnxruntime warns that signed int8
-   activations are slow on x64). Those ops run item 2's float arithmetic even with
+   activations are slow on x64; the same models with uint8 activations get every convolution
+   fused). Those ops run item 2's float arithmetic even with
    optimisations on, which is why "ORT on vs off" is not 100% equal for those files.
 4. **Error growth with depth.** A one-LSB difference inside the network can grow: a
    difference of one code in a wide layer shifts every dot product that reads it, so the
