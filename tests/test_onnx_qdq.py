@@ -487,3 +487,32 @@ def test_describe_and_evaluate_take_a_qdq_file(tmp_path):
 
     want = float((ort_run(path, x).reshape(8, -1).argmax(1) == y).mean())  # onnxruntime on the same file
     assert json.loads(out)["top1"] == pytest.approx(want)
+
+
+def test_matmul_integer_after_a_static_quantizer_loads_and_agrees_with_onnxruntime(tmp_path):
+    w_int = RNG.integers(0, 256, size=(8, 5)).astype(np.uint8)  # MatMul layout (in, out)
+    s_x, s_w = np.float32(0.03), np.float32(0.006)
+    inits = [numpy_helper.from_array(np.array(s_x), "x_scale"), numpy_helper.from_array(np.array(90, np.uint8), "x_zp"),
+             numpy_helper.from_array(w_int, "w_q"), numpy_helper.from_array(np.array(120, np.uint8), "w_zp"),
+             numpy_helper.from_array(np.array(s_x * s_w, np.float32), "s_xw"),
+             numpy_helper.from_array(np.array(0.1, np.float32), "y_scale"),
+             numpy_helper.from_array(np.array(128, np.uint8), "y_zp")]
+    nodes = [helper.make_node("QuantizeLinear", ["input", "x_scale", "x_zp"], ["x_q"], name="in_q"),
+             helper.make_node("MatMulInteger", ["x_q", "w_q", "x_zp", "w_zp"], ["acc"], name="mmi"),
+             helper.make_node("Cast", ["acc"], ["acc_f"], name="cast", to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["acc_f", "s_xw"], ["mm_out"], name="rescale"),
+             helper.make_node("QuantizeLinear", ["mm_out", "y_scale", "y_zp"], ["y_q"], name="out_q"),
+             helper.make_node("DequantizeLinear", ["y_q", "y_scale", "y_zp"], ["output"], name="out_dq")]
+    g = helper.make_graph(nodes, "mmi", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 8])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 5])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    path = tmp_path / "mmi.onnx"
+    onnx.save(m, str(path))
+    qg = accelsim.load_model(path)
+    lq = qg.layers["mmi"]
+    np.testing.assert_array_equal(lq.weight_int, w_int.T)  # accelsim keeps linear weights (out, in)
+    hw = accelsim.load_hw("edge-npu-16x16").replace("quantization.weight_scheme", "asymmetric")
+    x = RNG.normal(0, 1, (64, 8)).astype(np.float32)
+    yi = accelsim.execute(qg, hw, x).output
+    assert (lsb_diff(yi, ort_run(path, x), 0.1) <= 1).mean() >= 0.999
