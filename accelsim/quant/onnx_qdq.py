@@ -353,7 +353,10 @@ class _Stripper:
                 raise self.err(n, "this quantized op has no integer form in accelsim (supported: "
                                   f"{', '.join(QDQ_OPS + QOPERATOR_OPS)}, and float ops between Q/DQ pairs)")
             handler = getattr(self, f"_op_{n.op_type}", None)
-            if handler is not None and n.domain in ("", "ai.onnx", "com.microsoft"):
+            if n.op_type in INT_DOMAIN_OPS and n.domain in ("", "ai.onnx"):
+                if not self._int_domain(n):
+                    self._float_node(n)
+            elif handler is not None and n.domain in ("", "ai.onnx", "com.microsoft"):
                 handler(n)
             elif n.domain not in ("", "ai.onnx"):
                 raise self.err(n, f"op of domain '{n.domain}' is not supported")
@@ -387,14 +390,6 @@ class _Stripper:
         self.int_of[n.output[0]] = (out_f, g)
         self._record(n, out_f, g)
         return True
-
-    def __getattr__(self, name: str):
-        if name.startswith("_op_") and name[4:] in INT_DOMAIN_OPS:
-            def handle(n):
-                if not self._int_domain(n):
-                    self._float_node(n)
-            return handle
-        raise AttributeError(name)
 
     def _op_QuantizeLinear(self, n) -> None:
         self.form.add("QDQ")
@@ -756,19 +751,25 @@ def _build_qgraph(graph, float_model, st: _Stripper, where: str) -> QGraph:
             continue
         layers[node.name] = _layer(graph, node, onnx_node.get(node.name), st, activations, grid_of, where)
 
-    wq = [lq.weight_q for lq in layers.values()]
-    per_channel = any(q.per_channel for q in wq)
-    recipe = ImportedRecipe(
-        method="naive", weight_bits=max((q.bits for q in wq), default=8),
-        activation_bits=max((q.bits for q in activations.values()), default=8),
-        weight_scheme="asymmetric" if any(q.scheme == "asymmetric" for q in wq) else "symmetric",
-        activation_scheme="asymmetric" if any(q.scheme == "asymmetric" for q in activations.values()) else "symmetric",
-        weight_granularity="per_channel" if per_channel else "per_tensor", activation_range="minmax",
-        source=where)
+    recipe = _recipe(layers, activations, where)
     info: dict[str, Any] = {"imported_from": where, "onnx_form": "+".join(sorted(st.form)) or "float",
                             "activation_range": "stored in the file", "qdq_dropped": dropped,
                             "restored_activations": list(st.restored)}
     return QGraph(graph, recipe, layers, activations, info, None, graph)
+
+
+def _recipe(layers: dict[str, LayerQuant], activations: dict[str, QuantParams], source: str) -> ImportedRecipe:
+    """The numeric format the integer layers and activation grids really use (what the
+    hardware check and the cost model read): the widest bits, any asymmetric grid, any per-channel scale."""
+    wq = [lq.weight_q for lq in layers.values()]
+    acts = list(activations.values())
+    return ImportedRecipe(
+        method="naive", weight_bits=max((q.bits for q in wq), default=8),
+        activation_bits=max((q.bits for q in acts), default=8),
+        weight_scheme="asymmetric" if any(q.scheme == "asymmetric" for q in wq) else "symmetric",
+        activation_scheme="asymmetric" if any(q.scheme == "asymmetric" for q in acts) else "symmetric",
+        weight_granularity="per_channel" if any(q.per_channel for q in wq) else "per_tensor",
+        activation_range="minmax", source=source)
 
 
 def _grid_of_site(st: _Stripper, ts: list[str]) -> _Grid:
@@ -891,14 +892,7 @@ def fit_to_hw(qg: QGraph, hw, nearest: bool = False) -> QGraph:
         warnings.warn(f"{where}: {why} on '{hw.name}': re-quantized {', '.join(names[:6])}"
                       f"{', ...' if len(names) > 6 else ''} to the nearest format it runs", QdqImportWarning,
                       stacklevel=2)
-    wqs = [lq.weight_q for lq in layers.values()]
-    r = qg.recipe
-    recipe = ImportedRecipe(**{**{f: getattr(r, f) for f in Recipe.__dataclass_fields__},
-                               "weight_bits": max(q_.bits for q_ in wqs),
-                               "activation_bits": max(a.bits for a in activations.values()),
-                               "weight_scheme": "asymmetric" if any(q_.scheme == "asymmetric" for q_ in wqs) else "symmetric",
-                               "activation_scheme": "asymmetric" if any(a.scheme == "asymmetric" for a in activations.values()) else "symmetric",
-                               "weight_granularity": "per_channel" if any(q_.per_channel for q_ in wqs) else "per_tensor"})
+    recipe = _recipe(layers, activations, getattr(qg.recipe, "source", where))
     info = {**qg.info, "nearest_format": {w: n for w, n in changes.items()}}
     return QGraph(qg.graph, recipe, layers, activations, info, hw.name, qg.float_graph)
 
