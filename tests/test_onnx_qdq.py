@@ -518,3 +518,27 @@ def test_matmul_integer_after_a_static_quantizer_loads_and_agrees_with_onnxrunti
     x = RNG.normal(0, 1, (64, 8)).astype(np.float32)
     yi = accelsim.execute(qg, hw, x).output
     assert (lsb_diff(yi, ort_run(path, x), 0.1) <= 1).mean() >= 0.999
+
+
+def test_float_weights_quantized_in_the_graph_load_as_the_codes_the_runtime_computes(tmp_path):
+    # NNCF / ModelOpt / torch fake-quant exports: QuantizeLinear on a float weight, then DequantizeLinear
+    path, st = qdq_conv_model(tmp_path / "m.onnx")
+    m = onnx.load(str(path))
+    st["w_scale"][0] = 2.0**-8  # a power of two, so that 2.5 scale is an exact tie
+    scale_init = next(i for i in m.graph.initializer if i.name == "w_scale")
+    scale_init.CopyFrom(numpy_helper.from_array(st["w_scale"], "w_scale"))
+    w_float = (st["w_int"].astype(np.float64) + RNG.uniform(-0.5, 0.5, st["w_int"].shape)) \
+        * st["w_scale"].reshape(-1, 1, 1, 1)
+    w_float[0, 0, 0, 0] = 2.5 * 2.0**-8  # a tie: ONNX rounds it half to even (2), accelsim's rule would give 3
+    init = next(i for i in m.graph.initializer if i.name == "w_q")
+    init.CopyFrom(numpy_helper.from_array(w_float.astype(np.float32), "w_float"))
+    m.graph.node.insert(0, helper.make_node("QuantizeLinear", ["w_float", "w_scale", "w_zp"], ["w_q"], name="w_quant",
+                                            axis=0))
+    onnx.save(m, str(path))
+    qg = accelsim.load_model(path)
+    want = np.clip(np.rint(w_float.astype(np.float32) / st["w_scale"].reshape(-1, 1, 1, 1)), -128, 127)
+    np.testing.assert_array_equal(qg.layers["conv"].weight_int, want)
+    assert qg.layers["conv"].weight_int[0, 0, 0, 0] == 2
+    x = inputs()
+    yi = accelsim.execute(qg, accelsim.load_hw("edge-npu-16x16"), x).output
+    assert (lsb_diff(yi, ort_run(path, x), st["s_out"]) <= 1).mean() >= 0.999

@@ -9,7 +9,9 @@ a static QuantizeLinear) is first rewritten into the same annotations.
 How a file becomes a QGraph:
   1. *strip*: every Q/DQ is removed and recorded: integer initializers behind a
      DequantizeLinear become float initializers (their dequantized values) with their integers,
-     scales and zero-points kept (`_Const`); a Q -> DQ pair on an activation is bypassed and its
+     scales and zero-points kept (`_Const`) (a float weight behind a QuantizeLinear, as NNCF,
+     ModelOpt and torch's fake-quant exports write it, gets the codes the runtime computes:
+     ONNX's round half to even, saturated); a Q -> DQ pair on an activation is bypassed and its
      scale / zero-point recorded on the float tensor it quantizes. Integer-domain shape ops
      (Flatten, MaxPool, Reshape, ...) on quantized tensors carry their input's grid.
   2. the float model left is imported by `graph.onnx_import.load_onnx` (node names kept, so
@@ -197,6 +199,7 @@ class _Stripper:
         self.names: set[str] = set()
         self.form: set[str] = set()
         self.emitted: set[str] = set()  # names of the nodes written so far
+        self.const_grid: dict[str, _Grid] = {}  # weight codes made by a QuantizeLinear of a float constant
         self.restored: list[str] = []  # ReLU / ReLU6 put back (`_restore_activations`)
 
     # -------------------------------------------------------------- helpers
@@ -396,10 +399,20 @@ class _Stripper:
         x = self.read(n.input[0])
         if x in self.int_of and self.int_of[x][0] != x:
             raise self.err(n, f"input '{n.input[0]}' is already quantized")
+        w = self.const(n.input[0])
+        if w is not None:  # a float weight quantized in the graph (NNCF, ModelOpt, torch fake-quant exports)
+            w = np.asarray(w, np.float64)
+            g = self.grid(n, n.input[1] if len(n.input) > 1 else None, n.input[2] if len(n.input) > 2 else None,
+                          axis_default=1, rank=w.ndim)
+            shape = [1] * w.ndim
+            if g.axis is not None:
+                shape[g.axis] = -1
+            # what the runtime computes: ONNX QuantizeLinear rounds half to even and saturates
+            codes = np.clip(np.rint(w / g.scale.reshape(shape)) + g.zero_point.reshape(shape), g.qmin, g.qmax)
+            self.literal[n.output[0]] = codes.astype(np.int64)
+            self.const_grid[n.output[0]] = g
+            return
         g = self.grid(n, n.input[1] if len(n.input) > 1 else None, n.input[2] if len(n.input) > 2 else None)
-        if self.const(n.input[0]) is not None:
-            raise self.err(n, "quantizes a constant at run time; expected integer initializers behind a "
-                              "DequantizeLinear for weights")
         self._record(n, x, g)
         self.int_of[n.output[0]] = (x, g)
 
@@ -412,6 +425,8 @@ class _Stripper:
         if codes is not None:  # a weight or a bias
             g = self.grid(n, scale_t, zp_t, self.elem(q), axis_default=1 if np.ndim(codes) > 1 else 0,
                           rank=np.ndim(codes))
+            if q in self.const_grid and not self.const_grid[q].same(g):
+                raise self.err(n, f"scale / zero-point differ from those of the QuantizeLinear that produced '{q}'")
             self._const_out(n, codes, g, n.output[0])
             return
         g = self.grid(n, scale_t, zp_t)
