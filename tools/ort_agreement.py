@@ -192,8 +192,11 @@ def our_models(x, y, calib, hw, tmp: Path):
             yi = accelsim.execute(qg, hwr, x).output
             fq = qg.run(x)
             on, off = ort_outputs(path, x, True), ort_outputs(path, x, False)
+            kernels = ort_kernels(path)
+            convs = sum(1 for n in g.nodes if n.op in ("conv2d", "linear"))
+            fused = kernels.get("QLinearConv", 0) + kernels.get("QGemm", 0) + kernels.get("QLinearMatMul", 0)
             row = {"model": model, "recipe": recipe, "top1 accelsim": top1(yi, y), "top1 ORT on": top1(on, y),
-                   "top1 ORT off": top1(off, y)}
+                   "top1 ORT off": top1(off, y), "ORT integer conv/linear": f"{fused} of {convs}"}
             for tag, ref in (("on", on), ("off", off)):
                 a = lsb_agreement(yi, ref, lsb)
                 row[f"<=1 LSB ORT {tag}"] = a["within_1"]
@@ -288,7 +291,9 @@ EXPLANATIONS = """\
 3. **Where onnxruntime stays in float.** Its QDQ fusion turns Q/DQ-wrapped ops into integer
    kernels only where its patterns match (table "Which integer kernels"): an Add followed by a
    Relu before its QuantizeLinear (accelsim's fused add -> relu site) stays a float Add between
-   DequantizeLinear and QuantizeLinear, and in the files its own quantizer writes (int8
+   DequantizeLinear and QuantizeLinear (so does a Conv with a Clip between it and its
+   QuantizeLinear, which is why the export leaves a ReLU6 whose grid already clamps to [0, <= 6]
+   to the QuantizeLinear's saturation, as onnxruntime's quantizer does), and in the files its own quantizer writes (int8
    activations) some convolutions stay float Conv between DequantizeLinear and QuantizeLinear
    (the QLinearConv count is below the Conv count; onnxruntime warns that signed int8
    activations are slow on x64; the same models with uint8 activations get every convolution
@@ -342,7 +347,7 @@ def build(limit: int | None) -> str:
               "ORT on vs off: equal"]
     cols_k = ["model", "form", "ORT integer kernels", "top1 accelsim run (1,000 images)",
               "input pixels on a rounding tie"]
-    cols_b = ["model", "recipe", "top1 accelsim", "top1 ORT on", "top1 ORT off", "=ORT on", "<=1 LSB ORT on",
+    cols_b = ["model", "recipe", "ORT integer conv/linear", "top1 accelsim", "top1 ORT on", "top1 ORT off", "=ORT on", "<=1 LSB ORT on",
               "max LSB ORT on", "=ORT off", "<=1 LSB ORT off", "max LSB ORT off", "accelsim <=1 LSB fake-quant",
               "fake-quant =ORT off", "fake-quant <=1 LSB ORT off"]
 

@@ -14,7 +14,8 @@ tensor named after it), then quantized in place:
   reshape, ...) with that same grid, as onnxruntime's own quantizer writes them, so that its
   optimiser finds a quantized op on both sides. A grid narrower than its storage type (e.g. 6
   bits in a uint8) gets a Clip to the grid's range in front of its QuantizeLinear, which is
-  then exactly accelsim's clamp (int4 / uint4 storage is not used: onnxruntime 1.32's QDQ
+  then exactly accelsim's clamp; a ReLU6 whose grid already clamps to [0, <= 6] is left to its
+  QuantizeLinear (onnxruntime fuses Conv -> QuantizeLinear only without a Clip between) (int4 / uint4 storage is not used: onnxruntime 1.32's QDQ
   fusion rejects 4-bit activations). 16-bit grids use opset 21's int16 / uint16.
 - **PowerQuant** grids (Yvinec et al. 2023) as explicit ONNX ops, no custom domain: an
   activation site is Add(c) -> Relu -> Pow(a) -> QuantizeLinear(s, 0) -> DequantizeLinear ->
@@ -143,7 +144,12 @@ def to_qdq_onnx(qg: QGraph, opset: int | None = None):
     for t, q in grids.items():
         where = f"{qg.name}: tensor '{t}'"
         dtype, _ = _storage(q, True, where)
-        if t in producer:
+        if t in producer and _redundant_clip(producer[t], q, g):
+            # Clip(0, 6) before a grid on [0, <= 6]: the QuantizeLinear's saturation is that clamp, and
+            # onnxruntime fuses Conv -> QuantizeLinear into QLinearConv only without a Clip between them
+            src, out = producer[t].input[0], t
+            graph.node.remove(producer[t])
+        elif t in producer:
             src = f"{t}/float"
             producer[t].output[0] = src
             out = t
@@ -187,6 +193,12 @@ def to_qdq_onnx(qg: QGraph, opset: int | None = None):
                         "PowerQuant grids as explicit Pow nodes")
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def _redundant_clip(node, q: QuantParams, g) -> bool:
+    """A relu6's Clip whose output grid already clamps to [0, <= 6] (zero-point at qmin)."""
+    return (node.op_type == "Clip" and node.name in g and g[node.name].op == "relu6" and not q.is_power
+            and int(q.zero_point) == q.qmin and float(q.range_hi) <= 6.0)
 
 
 def _range(dtype) -> tuple[int, int]:
