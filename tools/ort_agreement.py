@@ -192,8 +192,11 @@ def our_models(x, y, calib, hw, tmp: Path):
             yi = accelsim.execute(qg, hwr, x).output
             fq = qg.run(x)
             on, off = ort_outputs(path, x, True), ort_outputs(path, x, False)
+            kernels = ort_kernels(path)
+            convs = sum(1 for n in g.nodes if n.op in ("conv2d", "linear"))
+            fused = kernels.get("QLinearConv", 0) + kernels.get("QGemm", 0) + kernels.get("QLinearMatMul", 0)
             row = {"model": model, "recipe": recipe, "top1 accelsim": top1(yi, y), "top1 ORT on": top1(on, y),
-                   "top1 ORT off": top1(off, y)}
+                   "top1 ORT off": top1(off, y), "ORT integer conv/linear": f"{fused} of {convs}"}
             for tag, ref in (("on", on), ("off", off)):
                 a = lsb_agreement(yi, ref, lsb)
                 row[f"<=1 LSB ORT {tag}"] = a["within_1"]
@@ -207,6 +210,60 @@ def our_models(x, y, calib, hw, tmp: Path):
             yield row
 
 
+def first_layer(x, calib, hw, tmp: Path):
+    """The first convolution of each QOperator file alone, its arithmetic isolated: the exact
+    int32 accumulators (numpy, from the imported integers) requantized three ways against
+    onnxruntime's QLinearConv (optimisations on) and accelsim's executor."""
+    import onnx
+    import onnx.utils
+
+    from accelsim.quant.rounding import rounding_shift
+
+    for model in MODELS:
+        path = quantize_with_ort(model, tmp, calib, "QOperator", tag="_first")
+        first = next(n for n in onnx.load(str(path)).graph.node if n.op_type == "QLinearConv")
+        cut = tmp / f"{model}_first_conv.onnx"
+        onnx.utils.extract_model(str(path), str(cut), ["input"], [first.output[0]])
+        qg = accelsim.load_model(cut)
+        (name, lq), = qg.layers.items()
+        grid = qg.activations[qg.graph.outputs[0]]
+        ours = accelsim.execute(qg, hw, x).output_codes.astype(np.int64)
+        theirs = grid.quantize(ort_outputs_dequantized(cut, x, first, grid)).astype(np.int64)
+        # exact accumulators: sum (x - z_x)(w - z_w) + bias, from the stored integers
+        xq = lq.input_q.quantize(x).astype(np.int64) - int(lq.input_q.zero_point)
+        a = qg.graph[name].attrs
+        (pt, pl, pb, pr), (sh, sw) = a["padding"], a["stride"]
+        xp = np.pad(xq, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+        w = lq.weight_int.astype(np.int64) - np.asarray(lq.weight_q.zero_point).reshape(-1, 1, 1, 1)
+        win = np.lib.stride_tricks.sliding_window_view(xp, w.shape[2:], axis=(2, 3))[:, :, ::sh, ::sw]
+        acc = np.einsum("nchwij,ocij->nohw", win.astype(np.float64), w.astype(np.float64)).astype(np.int64)
+        acc += np.asarray(lq.bias_int32, np.int64).reshape(1, -1, 1, 1)
+        z, lo, hi = int(grid.zero_point), grid.qmin, grid.qmax
+        scale32 = (np.float32(lq.input_q.scale) * lq.weight_q.scale.astype(np.float32)
+                   / np.float32(grid.scale)).astype(np.float32).reshape(1, -1, 1, 1)
+        v = acc.astype(np.float32) * scale32  # onnxruntime's requantization: a float32 multiply
+        even = np.clip(np.rint(v) + z, lo, hi)
+        away = np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5) + z, lo, hi)
+        integer = np.clip(rounding_shift(acc * lq.requant_multiplier.reshape(1, -1, 1, 1),
+                                         lq.requant_shift.reshape(1, -1, 1, 1)) + z, lo, hi)
+        yield {"model": model, "layer": name, "outputs": int(ours.size),
+               "accelsim != ORT": int((ours != theirs).sum()),
+               "int multiplier + half away (accelsim's rule, numpy) != accelsim": int((integer != ours).sum()),
+               "float32 scale + half even != ORT": int((even != theirs).sum()),
+               "float32 scale + half away != ORT": int((away != theirs).sum()),
+               "exact ties (float32)": int((np.abs(v) - np.floor(np.abs(v)) == 0.5).sum())}
+
+
+def ort_outputs_dequantized(path, x, qnode, grid) -> np.ndarray:
+    """onnxruntime's integer output of a cut model, as values (its own zero-point and scale)."""
+    import onnx
+    from onnx import numpy_helper
+
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+    s_y, z_y = float(inits[qnode.input[6]]), int(inits[qnode.input[7]])
+    return (ort_outputs(path, x, True).astype(np.float64) - z_y) * s_y
+
+
 # ----------------------------------------------------------------------------- report
 
 
@@ -216,26 +273,31 @@ EXPLANATIONS = """\
 1. **Rounding rule.** accelsim rounds half away from zero everywhere (its quantizers and its
    requantization, `accelsim/quant/rounding.py`, gemmlowp / TFLite's rule); ONNX
    QuantizeLinear and onnxruntime's requantization round half to even. They disagree only on
-   exact ties (x / s = k + 1/2). The input images land on no tie (column "input pixels on a
-   rounding tie", measured on each file's input grid), and inside the network an exact tie
-   needs the rescaled accumulator to be exactly k + 1/2, which a float32 or 31-bit multiplier
-   makes rare: this rule is a possible, not a measured, source of the differences below.
+   exact ties. The input images land on no tie (column "input pixels on a rounding tie",
+   measured on each file's input grid); inside a layer, section 3 counts the rescaled
+   accumulators that are exact ties and how many outputs the rule alone changes ("float32
+   scale + half away != ORT"): a handful in millions.
 2. **Requantization arithmetic.** accelsim requantizes the int32 accumulator by an integer
-   multiplier in [2^30, 2^31) and a right shift (M = s_w s_x / s_y to 31 bits, then rounded
-   shift, all integer). onnxruntime's integer kernels (optimisations on: QLinearConv, QGemm,
+   multiplier in [2^30, 2^31) and a rounding right shift (M = s_w s_x / s_y to 31 bits, all
+   integer). onnxruntime's integer kernels (optimisations on: QLinearConv, QGemm,
    QLinearGlobalAveragePool, QLinearAdd) multiply the int32 accumulator by a float32 scale and
-   round to nearest even; with optimisations off it computes the convolution in float32 on
-   dequantized values and quantizes the float result. Float32 carries 24 bits of the scale
-   and rounds the product, so accumulators whose exact rescaled value sits within about
-   2^-24 relative of a rounding boundary land one code apart. With optimisations off the
-   float32 sum itself is also rounded (its order is MLAS's, not the exact integer sum).
+   round half to even: section 3 reproduces its QLinearConv output exactly that way ("float32
+   scale + half even != ORT" is 0), and accelsim's executor exactly by the integer rule, so
+   the remaining differences of one code are the float32 product (24 bits of the scale,
+   rounded) landing on the other side of a rounding boundary than the 31-bit integer one,
+   plus the ties of item 1. With optimisations off onnxruntime computes the convolution in
+   float32 on dequantized values and quantizes the float result, so its float32 sum is also
+   rounded.
 3. **Where onnxruntime stays in float.** Its QDQ fusion turns Q/DQ-wrapped ops into integer
    kernels only where its patterns match (table "Which integer kernels"): an Add followed by a
    Relu before its QuantizeLinear (accelsim's fused add -> relu site) stays a float Add between
-   DequantizeLinear and QuantizeLinear, and in the files its own quantizer writes (int8
+   DequantizeLinear and QuantizeLinear (so does a Conv with a Clip between it and its
+   QuantizeLinear, which is why the export leaves a ReLU6 whose grid already clamps to [0, <= 6]
+   to the QuantizeLinear's saturation, as onnxruntime's quantizer does), and in the files its own quantizer writes (int8
    activations) some convolutions stay float Conv between DequantizeLinear and QuantizeLinear
    (the QLinearConv count is below the Conv count; onnxruntime warns that signed int8
-   activations are slow on x64). Those ops run item 2's float arithmetic even with
+   activations are slow on x64; the same models with uint8 activations get every convolution
+   fused). Those ops run item 2's float arithmetic even with
    optimisations on, which is why "ORT on vs off" is not 100% equal for those files.
 4. **Error growth with depth.** A one-LSB difference inside the network can grow: a
    difference of one code in a wide layer shifts every dot product that reads it, so the
@@ -278,13 +340,14 @@ def build(limit: int | None) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         theirs = list(their_models(x, y, calib, hw, Path(tmp)))
         ours = list(our_models(x, y, calib, hw, Path(tmp)))
+        layer1 = list(first_layer(x, calib, hw, Path(tmp)))
     elapsed = time.perf_counter() - t0
     cols_a = ["model", "form", "top1 ORT on", "top1 ORT off", "top1 accelsim", "accelsim - ORT on (points)",
               "=ORT on", "<=1 LSB ORT on", "max LSB ORT on", "=ORT off", "<=1 LSB ORT off", "max LSB ORT off",
               "ORT on vs off: equal"]
     cols_k = ["model", "form", "ORT integer kernels", "top1 accelsim run (1,000 images)",
               "input pixels on a rounding tie"]
-    cols_b = ["model", "recipe", "top1 accelsim", "top1 ORT on", "top1 ORT off", "=ORT on", "<=1 LSB ORT on",
+    cols_b = ["model", "recipe", "ORT integer conv/linear", "top1 accelsim", "top1 ORT on", "top1 ORT off", "=ORT on", "<=1 LSB ORT on",
               "max LSB ORT on", "=ORT off", "<=1 LSB ORT off", "max LSB ORT off", "accelsim <=1 LSB fake-quant",
               "fake-quant =ORT off", "fake-quant <=1 LSB ORT off"]
 
@@ -331,6 +394,15 @@ accelsim's fake-quant reference. Uniform recipes: at least {100 * worst_uniform:
 elements within one LSB.
 
 {table(ours, cols_b)}
+
+## 3. One layer, the arithmetic isolated
+
+The first convolution of each QOperator file alone (cut with `onnx.utils.extract_model`), on
+every test image: the exact int32 accumulators, computed here in numpy from the integers
+accelsim imported, requantized three ways and compared, output by output, with onnxruntime's
+QLinearConv and with accelsim's executor (counts of outputs that differ).
+
+{table(layer1, list(layer1[0]))}
 
 {EXPLANATIONS}"""
     return text

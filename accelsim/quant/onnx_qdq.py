@@ -9,7 +9,9 @@ a static QuantizeLinear) is first rewritten into the same annotations.
 How a file becomes a QGraph:
   1. *strip*: every Q/DQ is removed and recorded: integer initializers behind a
      DequantizeLinear become float initializers (their dequantized values) with their integers,
-     scales and zero-points kept (`_Const`); a Q -> DQ pair on an activation is bypassed and its
+     scales and zero-points kept (`_Const`) (a float weight behind a QuantizeLinear, as NNCF,
+     ModelOpt and torch's fake-quant exports write it, gets the codes the runtime computes:
+     ONNX's round half to even, saturated); a Q -> DQ pair on an activation is bypassed and its
      scale / zero-point recorded on the float tensor it quantizes. Integer-domain shape ops
      (Flatten, MaxPool, Reshape, ...) on quantized tensors carry their input's grid.
   2. the float model left is imported by `graph.onnx_import.load_onnx` (node names kept, so
@@ -197,6 +199,7 @@ class _Stripper:
         self.names: set[str] = set()
         self.form: set[str] = set()
         self.emitted: set[str] = set()  # names of the nodes written so far
+        self.const_grid: dict[str, _Grid] = {}  # weight codes made by a QuantizeLinear of a float constant
         self.restored: list[str] = []  # ReLU / ReLU6 put back (`_restore_activations`)
 
     # -------------------------------------------------------------- helpers
@@ -353,7 +356,10 @@ class _Stripper:
                 raise self.err(n, "this quantized op has no integer form in accelsim (supported: "
                                   f"{', '.join(QDQ_OPS + QOPERATOR_OPS)}, and float ops between Q/DQ pairs)")
             handler = getattr(self, f"_op_{n.op_type}", None)
-            if handler is not None and n.domain in ("", "ai.onnx", "com.microsoft"):
+            if n.op_type in INT_DOMAIN_OPS and n.domain in ("", "ai.onnx"):
+                if not self._int_domain(n):
+                    self._float_node(n)
+            elif handler is not None and n.domain in ("", "ai.onnx", "com.microsoft"):
                 handler(n)
             elif n.domain not in ("", "ai.onnx"):
                 raise self.err(n, f"op of domain '{n.domain}' is not supported")
@@ -388,23 +394,25 @@ class _Stripper:
         self._record(n, out_f, g)
         return True
 
-    def __getattr__(self, name: str):
-        if name.startswith("_op_") and name[4:] in INT_DOMAIN_OPS:
-            def handle(n):
-                if not self._int_domain(n):
-                    self._float_node(n)
-            return handle
-        raise AttributeError(name)
-
     def _op_QuantizeLinear(self, n) -> None:
         self.form.add("QDQ")
         x = self.read(n.input[0])
         if x in self.int_of and self.int_of[x][0] != x:
             raise self.err(n, f"input '{n.input[0]}' is already quantized")
+        w = self.const(n.input[0])
+        if w is not None:  # a float weight quantized in the graph (NNCF, ModelOpt, torch fake-quant exports)
+            w = np.asarray(w, np.float64)
+            g = self.grid(n, n.input[1] if len(n.input) > 1 else None, n.input[2] if len(n.input) > 2 else None,
+                          axis_default=1, rank=w.ndim)
+            shape = [1] * w.ndim
+            if g.axis is not None:
+                shape[g.axis] = -1
+            # what the runtime computes: ONNX QuantizeLinear rounds half to even and saturates
+            codes = np.clip(np.rint(w / g.scale.reshape(shape)) + g.zero_point.reshape(shape), g.qmin, g.qmax)
+            self.literal[n.output[0]] = codes.astype(np.int64)
+            self.const_grid[n.output[0]] = g
+            return
         g = self.grid(n, n.input[1] if len(n.input) > 1 else None, n.input[2] if len(n.input) > 2 else None)
-        if self.const(n.input[0]) is not None:
-            raise self.err(n, "quantizes a constant at run time; expected integer initializers behind a "
-                              "DequantizeLinear for weights")
         self._record(n, x, g)
         self.int_of[n.output[0]] = (x, g)
 
@@ -417,6 +425,8 @@ class _Stripper:
         if codes is not None:  # a weight or a bias
             g = self.grid(n, scale_t, zp_t, self.elem(q), axis_default=1 if np.ndim(codes) > 1 else 0,
                           rank=np.ndim(codes))
+            if q in self.const_grid and not self.const_grid[q].same(g):
+                raise self.err(n, f"scale / zero-point differ from those of the QuantizeLinear that produced '{q}'")
             self._const_out(n, codes, g, n.output[0])
             return
         g = self.grid(n, scale_t, zp_t)
@@ -756,19 +766,25 @@ def _build_qgraph(graph, float_model, st: _Stripper, where: str) -> QGraph:
             continue
         layers[node.name] = _layer(graph, node, onnx_node.get(node.name), st, activations, grid_of, where)
 
-    wq = [lq.weight_q for lq in layers.values()]
-    per_channel = any(q.per_channel for q in wq)
-    recipe = ImportedRecipe(
-        method="naive", weight_bits=max((q.bits for q in wq), default=8),
-        activation_bits=max((q.bits for q in activations.values()), default=8),
-        weight_scheme="asymmetric" if any(q.scheme == "asymmetric" for q in wq) else "symmetric",
-        activation_scheme="asymmetric" if any(q.scheme == "asymmetric" for q in activations.values()) else "symmetric",
-        weight_granularity="per_channel" if per_channel else "per_tensor", activation_range="minmax",
-        source=where)
+    recipe = _recipe(layers, activations, where)
     info: dict[str, Any] = {"imported_from": where, "onnx_form": "+".join(sorted(st.form)) or "float",
                             "activation_range": "stored in the file", "qdq_dropped": dropped,
                             "restored_activations": list(st.restored)}
     return QGraph(graph, recipe, layers, activations, info, None, graph)
+
+
+def _recipe(layers: dict[str, LayerQuant], activations: dict[str, QuantParams], source: str) -> ImportedRecipe:
+    """The numeric format the integer layers and activation grids really use (what the
+    hardware check and the cost model read): the widest bits, any asymmetric grid, any per-channel scale."""
+    wq = [lq.weight_q for lq in layers.values()]
+    acts = list(activations.values())
+    return ImportedRecipe(
+        method="naive", weight_bits=max((q.bits for q in wq), default=8),
+        activation_bits=max((q.bits for q in acts), default=8),
+        weight_scheme="asymmetric" if any(q.scheme == "asymmetric" for q in wq) else "symmetric",
+        activation_scheme="asymmetric" if any(q.scheme == "asymmetric" for q in acts) else "symmetric",
+        weight_granularity="per_channel" if any(q.per_channel for q in wq) else "per_tensor",
+        activation_range="minmax", source=source)
 
 
 def _grid_of_site(st: _Stripper, ts: list[str]) -> _Grid:
@@ -891,14 +907,7 @@ def fit_to_hw(qg: QGraph, hw, nearest: bool = False) -> QGraph:
         warnings.warn(f"{where}: {why} on '{hw.name}': re-quantized {', '.join(names[:6])}"
                       f"{', ...' if len(names) > 6 else ''} to the nearest format it runs", QdqImportWarning,
                       stacklevel=2)
-    wqs = [lq.weight_q for lq in layers.values()]
-    r = qg.recipe
-    recipe = ImportedRecipe(**{**{f: getattr(r, f) for f in Recipe.__dataclass_fields__},
-                               "weight_bits": max(q_.bits for q_ in wqs),
-                               "activation_bits": max(a.bits for a in activations.values()),
-                               "weight_scheme": "asymmetric" if any(q_.scheme == "asymmetric" for q_ in wqs) else "symmetric",
-                               "activation_scheme": "asymmetric" if any(a.scheme == "asymmetric" for a in activations.values()) else "symmetric",
-                               "weight_granularity": "per_channel" if any(q_.per_channel for q_ in wqs) else "per_tensor"})
+    recipe = _recipe(layers, activations, getattr(qg.recipe, "source", where))
     info = {**qg.info, "nearest_format": {w: n for w, n in changes.items()}}
     return QGraph(qg.graph, recipe, layers, activations, info, hw.name, qg.float_graph)
 

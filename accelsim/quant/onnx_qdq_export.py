@@ -14,8 +14,9 @@ tensor named after it), then quantized in place:
   reshape, ...) with that same grid, as onnxruntime's own quantizer writes them, so that its
   optimiser finds a quantized op on both sides. A grid narrower than its storage type (e.g. 6
   bits in a uint8) gets a Clip to the grid's range in front of its QuantizeLinear, which is
-  then exactly accelsim's clamp. 16-bit grids and 4-bit activation grids use opset 21's
-  int16 / uint16 / int4 / uint4.
+  then exactly accelsim's clamp; a ReLU6 whose grid already clamps to [0, <= 6] is left to its
+  QuantizeLinear (onnxruntime fuses Conv -> QuantizeLinear only without a Clip between) (int4 / uint4 storage is not used: onnxruntime 1.32's QDQ
+  fusion rejects 4-bit activations). 16-bit grids use opset 21's int16 / uint16.
 - **PowerQuant** grids (Yvinec et al. 2023) as explicit ONNX ops, no custom domain: an
   activation site is Add(c) -> Relu -> Pow(a) -> QuantizeLinear(s, 0) -> DequantizeLinear ->
   Pow(1/a) -> Sub(c) (T(x) = (x + c)^a, quantized uniformly in the power domain, and back);
@@ -46,11 +47,11 @@ def _onnx():
     return onnx, helper, numpy_helper
 
 
-def _storage(q: QuantParams, activation: bool, where: str) -> tuple[np.dtype | str, int]:
-    """(numpy dtype or 'int4'/'uint4', minimum opset) holding the grid [qmin, qmax]."""
+def _storage(q: QuantParams, activation: bool, where: str) -> tuple[np.dtype, int]:
+    """(numpy dtype, minimum opset) holding the grid [qmin, qmax]."""
     lo, hi = int(q.qmin), int(q.qmax)
-    if activation and q.bits <= 4:  # a 4-bit activation grid in a 4-bit type: ORT's clamp is then the grid's
-        return ("uint4" if lo >= 0 else "int4"), 21
+    # grids below 8 bits live in int8 / uint8 with a Clip to their range: onnxruntime's QDQ fusion
+    # rejects int4 / uint4 activations (QLinearConv has no 4-bit input type), 8-bit storage it runs
     for dtype, opset in ((np.uint8, 13), (np.int8, 13), (np.uint16, 21), (np.int16, 21)):
         info = np.iinfo(dtype)
         if info.min <= lo and hi <= info.max:
@@ -60,7 +61,7 @@ def _storage(q: QuantParams, activation: bool, where: str) -> tuple[np.dtype | s
 
 def to_qdq_onnx(qg: QGraph, opset: int | None = None):
     """The QGraph as a QDQ `onnx.ModelProto` (checked with onnx.checker). `opset`: default 17,
-    or 21 where a 16-bit or 4-bit grid needs it."""
+    or 21 where a 16-bit grid needs it."""
     onnx, helper, nh = _onnx()
     from ..graph.onnx_export import to_onnx
 
@@ -81,7 +82,7 @@ def to_qdq_onnx(qg: QGraph, opset: int | None = None):
         need = max(need, _storage(lq.weight_q, False, f"{qg.name}: layer '{name}'")[1])
     opset = need if opset is None else opset
     if opset < need:
-        raise AccelsimError(f"{qg.name}: its grids need opset {need} (16-bit or 4-bit types); asked for {opset}")
+        raise AccelsimError(f"{qg.name}: its grids need opset {need} (16-bit types); asked for {opset}")
     model = to_onnx(g, min(opset, 21))
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
@@ -89,11 +90,7 @@ def to_qdq_onnx(qg: QGraph, opset: int | None = None):
     new_inits: list = []
 
     def const(name: str, value, dtype) -> str:
-        if dtype in ("int4", "uint4"):
-            t = helper.make_tensor(name, onnx.TensorProto.INT4 if dtype == "int4" else onnx.TensorProto.UINT4,
-                                   np.shape(value), np.asarray(value, np.int64).ravel().tolist())
-        else:
-            t = nh.from_array(np.ascontiguousarray(np.asarray(value).astype(dtype)), name)
+        t = nh.from_array(np.ascontiguousarray(np.asarray(value).astype(dtype)), name)
         new_inits.append(t)
         return name
 
@@ -147,7 +144,12 @@ def to_qdq_onnx(qg: QGraph, opset: int | None = None):
     for t, q in grids.items():
         where = f"{qg.name}: tensor '{t}'"
         dtype, _ = _storage(q, True, where)
-        if t in producer:
+        if t in producer and _redundant_clip(producer[t], q, g):
+            # Clip(0, 6) before a grid on [0, <= 6]: the QuantizeLinear's saturation is that clamp, and
+            # onnxruntime fuses Conv -> QuantizeLinear into QLinearConv only without a Clip between them
+            src, out = producer[t].input[0], t
+            graph.node.remove(producer[t])
+        elif t in producer:
             src = f"{t}/float"
             producer[t].output[0] = src
             out = t
@@ -167,7 +169,7 @@ def to_qdq_onnx(qg: QGraph, opset: int | None = None):
                           helper.make_node("Relu", [f"{t}/shifted"], [f"{t}/nonneg"], name=f"{t}/Relu"),
                           helper.make_node("Pow", [f"{t}/nonneg", a], [f"{t}/power_domain"], name=f"{t}/Pow")]
             x = f"{t}/power_domain"
-        elif dtype not in ("int4", "uint4") and (q.qmin, q.qmax) != _range(dtype):
+        elif (q.qmin, q.qmax) != _range(dtype):
             lo = const(f"{t}/clip_lo", np.asarray(float(q.range_lo)), np.float32)
             hi = const(f"{t}/clip_hi", np.asarray(float(q.range_hi)), np.float32)
             new_nodes.append(helper.make_node("Clip", [x, lo, hi], [f"{t}/clipped"], name=f"{t}/Clip"))
@@ -191,6 +193,12 @@ def to_qdq_onnx(qg: QGraph, opset: int | None = None):
                         "PowerQuant grids as explicit Pow nodes")
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def _redundant_clip(node, q: QuantParams, g) -> bool:
+    """A relu6's Clip whose output grid already clamps to [0, <= 6] (zero-point at qmin)."""
+    return (node.op_type == "Clip" and node.name in g and g[node.name].op == "relu6" and not q.is_power
+            and int(q.zero_point) == q.qmin and float(q.range_hi) <= 6.0)
 
 
 def _range(dtype) -> tuple[int, int]:

@@ -370,8 +370,9 @@ class QGraph:
 
         return save_qgraph(self, path)
 
-    def save_onnx(self, path, opset: int = 17):
-        """Write the integer model as a QDQ ONNX file (onnx.checker-valid, runs in onnxruntime;
+    def save_onnx(self, path, opset: int | None = None):
+        """Write the integer model as a QDQ ONNX file (onnx.checker-valid, runs in onnxruntime; opset
+        17, or 21 where 16-bit grids need it;
         PowerQuant grids as explicit Pow nodes): see `onnx_qdq_export`. Returns the path."""
         from .onnx_qdq_export import save_qdq_onnx
 
