@@ -78,3 +78,30 @@ def test_nothing_found_without_any_copy(tmp_path, monkeypatch):
 
     with pytest.raises(GraphError, match=r"unknown workload 'mobilenet_v2' \(bundled: ;"):
         find_workload_file("mobilenet_v2")
+
+
+@pytest.mark.slow
+def test_fresh_non_editable_install_runs_the_first_commands_anywhere(tmp_path):
+    """The issue's must-show: a fresh venv, `pip install` of the built package (not editable),
+    and from a directory outside the checkout: run, simulate mobilenet_v2, evaluate tiny_resnet."""
+    wheel = _build_wheel(tmp_path)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", f"{wheel}[data]"], capture_output=True,
+                         text=True)
+    if pip.returncode != 0 and any(s in pip.stderr for s in ("No matching distribution", "Network is unreachable")):
+        pytest.skip(f"cannot fetch the dependencies here: {pip.stderr.strip()[-300:]}")
+    assert pip.returncode == 0, pip.stderr[-3000:]
+    away = tmp_path / "elsewhere"
+    away.mkdir()
+    exe = str(venv / "bin" / "accelsim")
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "ACCELSIM_CACHE_DIR": str(tmp_path / "c")}
+    for argv, expect in ((["run", "--limit", "100"], "integer, on the grid"),
+                         (["simulate", "mobilenet_v2"], "total_cycles"),
+                         (["evaluate", "tiny_resnet", "--data", "mnist5k"], "0.9870")):
+        r = subprocess.run([exe, *argv], cwd=away, env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, (argv, r.stderr[-2000:])
+        assert expect in r.stdout, (argv, r.stdout[-2000:])
+    assert (away / "accelsim-run.md").is_file()
+    site = next((venv / "lib").glob("python*/site-packages"))
+    assert not (site / "accelsim" / "__init__.py").resolve().is_relative_to(REPO_ROOT)  # not the checkout's code
