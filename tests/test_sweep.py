@@ -335,3 +335,26 @@ def test_dry_run_counts_what_is_left_and_writes_nothing(tmp_path):
     run_sweep(half, db, workers=0, progress=False)
     after = plan()
     assert after["in_store"] == 8 and after["to_compute"] == 4 and after["to_skip"] == 4
+
+
+@pytest.mark.parametrize("spec_text, store_text, argv_tail, words", [
+    ("[1, 2]", None, [], "expected a mapping of sweep fields"),
+    ("workloads: [mobilenet_v2]\n", "hello, not a database\n", [], "not an accelsim result store"),
+    ("workloads: [mobilenet_v2]\nrandom: {samples: 2, axes: {pe_array.rows: {low: 1, high: 8, int: true}}, "
+     "sed: 1}\n", None, [], "did you mean 'seed'"),
+    ("workloads: [mobilenet_v2]\n", None, ["--workers", "-1"], "expected an integer in 0..1024"),
+])
+def test_bad_sweep_input_is_one_line_and_loses_nothing(tmp_path, spec_text, store_text, argv_tail, words):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(spec_text)
+    store = tmp_path / "s.db"
+    if store_text is not None:
+        store.write_text(store_text)
+    r = subprocess.run([*ACCELSIM, "sweep", str(spec), "--store", str(store), *argv_tail], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert words in r.stderr
+    if store_text is None:
+        assert not store.exists()
+    else:
+        assert store.read_text() == store_text  # a file that is not a store is left as it was
