@@ -610,7 +610,7 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .explore.analysis import pareto_front
+    from .explore.analysis import objectives_for, pareto_front
     from .explore.runner import run_sweep
     from .explore.spec import load_sweep
     from .explore.store import Store, results_frame
@@ -639,11 +639,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                "points_per_s": round(stats.computed / stats.wall_s, 2) if stats.wall_s else 0.0}
     with Store(store, create=False) as st:
         df = results_frame(st, spec.name)
-    front = pareto_front(df) if len(df) else df
+    front = pareto_front(df, objectives_for(spec.objectives)) if len(df) else df
     show = [c for c in ("workload", "recipe", *spec.axis_names, "top1_integer", "energy_uj_per_inference",
                         "latency_ms", "area_mm2") if c in front.columns]
     print(format_table(front[show] if len(front) else front, args.format, summary,
-                       f"sweep {spec.name}: the Pareto front (energy, latency, area, accuracy), per workload"), end="")
+                       f"sweep {spec.name}: the Pareto front ({', '.join(objectives_for(spec.objectives))}), per workload"), end="")
     bad = df[df["status"].isin(["error", "timeout"])] if len(df) else df
     for _, row in bad.head(5).iterrows():
         print(f"warning: point {row['point']} ({row['workload']}, {row['recipe']}) {row['status']}: "

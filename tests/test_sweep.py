@@ -81,6 +81,8 @@ def test_points_are_workloads_x_recipes_x_grid_x_zip_x_samples():
      "random.axes.pe_array.rows", "low < high"),
     ({"workloads": ["resnet50"], "base": "edge-npu-61x61"}, "base", "edge-npu-16x16"),
     ({"workloads": ["resnet50"], "limit": 0}, "limit", "positive"),
+    ({"workloads": ["resnet50"], "objectives": ["energy_uj_per_inference", "latncy_ms"]}, "objectives[1]",
+     "did you mean 'latency_ms'"),
 ])
 def test_spec_errors_name_the_field(doc, field, words):
     with pytest.raises(ConfigError) as e:
@@ -358,3 +360,21 @@ def test_bad_sweep_input_is_one_line_and_loses_nothing(tmp_path, spec_text, stor
         assert not store.exists()
     else:
         assert store.read_text() == store_text  # a file that is not a store is left as it was
+
+
+def test_a_specs_objectives_choose_the_front(tmp_path):
+    from accelsim.explore.analysis import objectives_for, pareto_front
+    from accelsim.report.sweep_report import write_report
+
+    doc = {**COST_SPEC, "name": "obj", "grid": {"pe_array.rows": [8, 16, 32], "memory.ifmap_sram_kib": [16, 256]}}
+    run_sweep(sweep_from_dict(doc), tmp_path / "a.db", workers=0, progress=False)
+    df = _frame(tmp_path / "a.db")
+    both = pareto_front(df)  # energy, latency and area: a bigger array or buffer buys speed or energy with area
+    energy_only = pareto_front(df, objectives_for(["energy_uj_per_inference"]))
+    assert len(energy_only) == 1 and energy_only["energy_uj_per_inference"].iloc[0] == df["energy_uj_per_inference"].min()
+    assert len(both) > len(energy_only)
+    run_sweep(sweep_from_dict({**doc, "objectives": ["energy_uj_per_inference"]}), tmp_path / "a.db", workers=0,
+              progress=False)  # the same points: only the spec (its objectives) is recorded again
+    out = write_report(tmp_path / "a.db", tmp_path / "r.md", sweep="obj")
+    text = out.read_text()
+    assert "Pareto front: 1 points" in text and "area_mm2 (min)" not in text.split("## Pareto front")[0]

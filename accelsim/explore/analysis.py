@@ -8,6 +8,19 @@ import pandas as pd
 
 # objective -> direction; accuracy is maximised, the costs minimised
 OBJECTIVES = {"energy_uj_per_inference": "min", "latency_ms": "min", "area_mm2": "min", "top1_integer": "max"}
+# what a spec's `objectives` may name (figures of every finished point, or of every measured one)
+MAXIMISED = ("top1_integer", "top1_fake_quant", "top1_fp32", "tops_per_w", "utilisation", "inferences_per_s",
+             "integer_vs_fake_quant_within_1_lsb")
+MINIMISED = ("energy_uj_per_inference", "latency_ms", "area_mm2", "total_cycles", "stall_cycles", "dram_mib",
+             "avg_power_w", "peak_dram_gbps", "avg_dram_gbps", "overflow_events")
+OBJECTIVE_CHOICES = MINIMISED + MAXIMISED
+
+
+def objectives_for(names) -> dict[str, str]:
+    """{figure: "min" | "max"} for a spec's `objectives` (None: the default four)."""
+    if not names:
+        return dict(OBJECTIVES)
+    return {n: "max" if n in MAXIMISED else "min" for n in names}
 META_COLUMNS = ["sweep", "point", "key", "status", "error", "workload", "recipe", "method", "accelsim_version",
                 "wall_s"]
 

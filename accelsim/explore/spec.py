@@ -22,6 +22,7 @@ random:                              # seeded samples
     memory.dram_bandwidth_gbps: {low: 4, high: 64, log: true}
 timing: native
 timeout_s: 600                       # per point (local worker processes)
+objectives: [energy_uj_per_inference, latency_ms, top1_integer]   # the Pareto front's (default: also area_mm2)
 ```
 
 Points are workloads x recipes x grid x zip x random samples. Every axis value is checked
@@ -45,7 +46,7 @@ from typing import Any
 from ..errors import AccelsimError, ConfigError
 
 SPEC_FIELDS = ("name", "base", "workloads", "recipes", "data", "split", "limit", "accuracy", "grid", "zip",
-               "random", "timing", "batch", "timeout_s", "calibration_size", "title", "notes")
+               "random", "timing", "batch", "timeout_s", "calibration_size", "objectives", "title", "notes")
 ACCURACY_MODES = ("auto", "off")
 RANDOM_FIELDS = ("samples", "seed", "axes")
 RECIPE_PREFIX = "recipe."
@@ -88,6 +89,7 @@ class SweepSpec:
     batch: int = 1
     timeout_s: float | None = 600.0
     calibration_size: int = 256
+    objectives: list[str] = field(default_factory=list)   # empty: analysis.OBJECTIVES
     title: str = ""
     notes: str = ""
     file: str | None = None
@@ -115,7 +117,7 @@ class SweepSpec:
                 "data": self.data, "split": self.split, "limit": self.limit, "accuracy": self.accuracy,
                 "grid": self.grid, "zip": self.zip, "random": self.random, "timing": self.timing,
                 "batch": self.batch, "timeout_s": self.timeout_s, "calibration_size": self.calibration_size,
-                "title": self.title, "notes": self.notes}
+                "objectives": self.objectives, "title": self.title, "notes": self.notes}
 
 
 def _random_rows(rand: dict[str, Any]) -> list[dict[str, Any]]:
@@ -311,6 +313,16 @@ def sweep_from_dict(doc: Any, file: str | None = None) -> SweepSpec:
             raise ConfigError(src, name, f"expected {expect}; found {describe(v)}")
         return v
 
+    from .analysis import OBJECTIVE_CHOICES
+
+    objectives = doc.get("objectives") or []
+    if not isinstance(objectives, list) or not all(isinstance(o, str) for o in objectives):
+        raise ConfigError(src, "objectives", f"expected a list of figure names; found {describe(objectives)}")
+    for i, o in enumerate(objectives):
+        if o not in OBJECTIVE_CHOICES:
+            raise ConfigError(src, f"objectives[{i}]", f"unknown figure{_hint(o, OBJECTIVE_CHOICES)}; expected one "
+                              f"of {', '.join(OBJECTIVE_CHOICES)}")
+
     from ..data.datasets import DATASETS
 
     data = opt("data", str, "mnist5k", expect="a dataset name or .npz file")
@@ -329,7 +341,7 @@ def sweep_from_dict(doc: Any, file: str | None = None) -> SweepSpec:
         batch=opt("batch", int, 1, lambda v: 1 <= v <= 1 << 20, "a positive integer"),
         timeout_s=opt("timeout_s", (int, float), 600.0, lambda v: v > 0, "a positive number of seconds"),
         calibration_size=opt("calibration_size", int, 256, lambda v: 1 <= v <= 1 << 20, "a positive integer"),
-        title=opt("title", str, ""), notes=opt("notes", str, ""), file=file,
+        objectives=list(dict.fromkeys(objectives)), title=opt("title", str, ""), notes=opt("notes", str, ""), file=file,
     )
     n = len(spec.workloads) * len(spec.recipes) * math.prod(len(v) for v in grid.values()) * \
         max(1, len(next(iter(zipped.values()))) if zipped else 1) * max(1, rand.get("samples", 1))

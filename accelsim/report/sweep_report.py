@@ -63,6 +63,7 @@ class _Digest:
     problems: pd.DataFrame                 # skipped / failed points and why
     sensitivity: pd.DataFrame
     components: list[str]                  # energy component names with any energy
+    objectives: dict[str, str] = field(default_factory=dict)            # the front's: figure -> min | max
     layer_choices: dict[str, list[str]] = field(default_factory=dict)   # workload -> point keys, first shown
     layers: pd.DataFrame | None = None     # per-layer rows of those points, with overhead_cycles
 
@@ -89,7 +90,7 @@ def _spec_axes(spec: dict) -> list[str]:
 
 
 def _digest(results: pd.DataFrame, layers: pd.DataFrame, meta: dict) -> _Digest:
-    from ..explore.analysis import axis_columns, pareto_mask, sensitivity
+    from ..explore.analysis import axis_columns, objectives_for, pareto_mask, sensitivity
 
     sweeps = meta.get("sweeps") or {}
     chosen = [meta["sweep"]] if meta.get("sweep") else list(sweeps)
@@ -105,11 +106,12 @@ def _digest(results: pd.DataFrame, layers: pd.DataFrame, meta: dict) -> _Digest:
     spec_axes = list(dict.fromkeys(a for s in specs for a in _spec_axes(s))) or None
     axes = axis_columns(results, spec_axes) if not results.empty else []
 
+    objectives = objectives_for(next((s["objectives"] for s in specs if s.get("objectives")), None))
     ok = results[status == "ok"].copy() if not results.empty else results.copy()
     if not ok.empty:
         ok["on_front"] = False
         for _, g in ok.groupby("workload", sort=False):
-            ok.loc[g.index[pareto_mask(g)], "on_front"] = True
+            ok.loc[g.index[pareto_mask(g, objectives)], "on_front"] = True
     front = ok[ok["on_front"]].sort_values(["workload", ENERGY], kind="stable") if not ok.empty else ok
 
     bad = results[status != "ok"] if not results.empty else results
@@ -127,7 +129,7 @@ def _digest(results: pd.DataFrame, layers: pd.DataFrame, meta: dict) -> _Digest:
         components = [c for c in ordered if ok[f"energy_{c}_uj"].fillna(0).abs().sum() > 0]
 
     d = _Digest(title, notes, str(meta.get("store", "")), chosen, counts, axes, ok, front, problems, sens,
-                components)
+                components, objectives)
     if not ok.empty and layers is not None and not layers.empty:
         for w in d.workloads:
             choice = front[front["workload"] == w]
@@ -177,14 +179,13 @@ def _summary_lines(d: _Digest) -> list[str]:
         lines.append(f"axes: {', '.join(d.axes)}")
     if not d.ok.empty:
         lines.append(f"Pareto front: {len(d.front)} points, per workload, over "
-                     f"{', '.join(_front_objectives(d.ok))}")
+                     f"{', '.join(_front_objectives(d))}")
     return lines
 
 
-def _front_objectives(df: pd.DataFrame) -> list[str]:
-    from ..explore.analysis import OBJECTIVES
-
-    return [f"{c} ({v})" for c, v in OBJECTIVES.items() if c in df.columns and df[c].notna().any()]
+def _front_objectives(d: _Digest) -> list[str]:
+    df = d.ok
+    return [f"{c} ({v})" for c, v in d.objectives.items() if c in df.columns and df[c].notna().any()]
 
 
 def _capped(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -386,7 +387,7 @@ def render_html(results: pd.DataFrame, layers: pd.DataFrame, meta: dict) -> str:
             parts.append(f"<h2>{esc(heading)}</h2>")
         if fig_id == "fig-pareto":
             parts.append("<p>Diamonds with a black edge are on the Pareto front of their workload, over "
-                         f"{esc(', '.join(_front_objectives(d.ok)))}: a front point may look dominated in one "
+                         f"{esc(', '.join(_front_objectives(d)))}: a front point may look dominated in one "
                          "plot if it wins on an objective the plot does not show. Hover a point for its "
                          "configuration.</p>")
         if fig_id == "fig-layers-0":
@@ -517,7 +518,7 @@ def render_markdown(results: pd.DataFrame, layers: pd.DataFrame, meta: dict,
         out += ["**No finished points in this store: nothing to plot.**", ""]
     else:
         out += ["## Pareto front", "",
-                f"Diamonds are on the Pareto front of their workload, over {', '.join(_front_objectives(d.ok))}.", "",
+                f"Diamonds are on the Pareto front of their workload, over {', '.join(_front_objectives(d))}.", "",
                 image("pareto", _png_scatter(d, LATENCY, ENERGY, "Energy against latency", d.ok),
                       "energy against latency"), ""]
         if d.has_accuracy:
