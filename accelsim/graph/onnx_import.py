@@ -45,7 +45,7 @@ from .ops import OPS
 from .onnx_ops import OpsMixin
 from .onnx_parse import (  # noqa: F401  (the public names stay importable from here)
     CONST_OPS, MAX_CONST_ELEMS, MAX_ONNX_BYTES, MAX_TENSOR_ELEMS, PROBES, SUPPORTED, _attr, _check_nodes,
-    _const_op, _constant_value, _external_tensors, _load_external_data, _node_label, _onnx, _one_line,
+    _const_op, _constant_value, _external_tensors, _load_external_data, _node_label, _onnx, _one_line, read_onnx_file,
     _tensor_value,
 )
 from .onnx_patterns import PatternsMixin
@@ -60,16 +60,7 @@ def load_onnx(path_or_model: Any, input_shapes: dict[str, Iterable[int]] | None 
     onnx, _ = _onnx()
     if isinstance(path_or_model, (str, Path)):
         path = Path(path_or_model)
-        if not path.is_file():
-            raise GraphError(f"{path}: expected an existing ONNX file; found no such file (file not found)")
-        if path.stat().st_size > MAX_ONNX_BYTES:
-            raise GraphError(f"{path}: expected an ONNX file of at most {MAX_ONNX_BYTES:,} bytes (larger "
-                             f"weights belong in external data); found {path.stat().st_size:,} bytes")
-        try:
-            model = onnx.load(str(path), load_external_data=False)
-        except Exception as exc:  # protobuf decode errors have no common base class
-            raise GraphError(f"{path}: expected an ONNX model; found a file protobuf cannot decode "
-                             f"({_one_line(exc)}) (not a readable ONNX model)") from None
+        model = read_onnx_file(path)
         where, name = str(path), path.stem  # exporters' graph names are generic ("main_graph")
         if not model.graph.node:
             raise GraphError(f"{path}: expected an ONNX model with nodes; found none (not an ONNX model with nodes)")

@@ -30,6 +30,24 @@ MAX_TENSOR_ELEMS = 2**31 - 1  # one initializer or folded constant
 MAX_CONST_ELEMS = 2**25  # a constant computed at import (ConstantOfShape, Expand, Range, Tile)
 
 
+def read_onnx_file(path: Path):
+    """An ONNX file as a ModelProto (external data not loaded): one error line for a missing,
+    oversized or undecodable file."""
+    from ..errors import GraphError
+
+    onnx, _ = _onnx()
+    if not path.is_file():
+        raise GraphError(f"{path}: expected an existing ONNX file; found no such file (file not found)")
+    if path.stat().st_size > MAX_ONNX_BYTES:
+        raise GraphError(f"{path}: expected an ONNX file of at most {MAX_ONNX_BYTES:,} bytes (larger "
+                         f"weights belong in external data); found {path.stat().st_size:,} bytes")
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf decode errors have no common base class
+        raise GraphError(f"{path}: expected an ONNX model; found a file protobuf cannot decode "
+                         f"({_one_line(exc)}) (not a readable ONNX model)") from None
+
+
 def _one_line(exc: BaseException, limit: int = 160) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -670,21 +670,11 @@ def load_quantized_onnx(path_or_model, input_shapes=None) -> QGraph:
     with its stored integers, scales and zero-points (see the module docstring)."""
     onnx, _, _ = _onnx()
     from ..graph.onnx_import import load_onnx
+    from ..graph.onnx_parse import read_onnx_file
 
     if isinstance(path_or_model, (str, Path)):
         path = Path(path_or_model)
-        if not path.is_file():
-            raise GraphError(f"{path}: expected an existing ONNX file; found no such file")
-        from ..graph.onnx_import import MAX_ONNX_BYTES
-
-        if path.stat().st_size > MAX_ONNX_BYTES:
-            raise GraphError(f"{path}: expected an ONNX file of at most {MAX_ONNX_BYTES:,} bytes; found "
-                             f"{path.stat().st_size:,} bytes")
-        try:
-            model = onnx.load(str(path), load_external_data=False)
-        except Exception as exc:  # noqa: BLE001 - protobuf errors share no base class
-            raise GraphError(f"{path}: expected an ONNX model; found a file protobuf cannot decode "
-                             f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})") from None
+        model = read_onnx_file(path)
         where, name = str(path), path.stem
     else:
         model, where, name = path_or_model, path_or_model.graph.name or "onnx_model", path_or_model.graph.name
