@@ -378,3 +378,12 @@ def test_a_specs_objectives_choose_the_front(tmp_path):
     out = write_report(tmp_path / "a.db", tmp_path / "r.md", sweep="obj")
     text = out.read_text()
     assert "Pareto front: 1 points" in text and "area_mm2 (min)" not in text.split("## Pareto front")[0]
+
+
+def test_an_already_quantized_onnx_workload_is_a_spec_error(tmp_path):
+    qg = acs.quantize(acs.load_model("tiny_resnet"), "dfq", hw=acs.load_hw("edge-npu-16x16"))
+    qg.save_onnx(tmp_path / "q.onnx")
+    with pytest.raises(ConfigError) as e:
+        sweep_from_dict({"workloads": [str(tmp_path / "q.onnx")]}, file="s.yaml")
+    assert e.value.field == "workloads[0]" and "already quantized" in str(e.value)
+    sweep_from_dict({"workloads": ["tiny_resnet"]}, file="s.yaml")  # its float model is fine

@@ -206,9 +206,16 @@ def sweep_from_dict(doc: Any, file: str | None = None) -> SweepSpec:
         from ..graph.zoo import find_workload_file
 
         try:
-            find_workload_file(rel(w))
+            found = find_workload_file(rel(w))
         except AccelsimError as e:
             raise ConfigError(src, f"workloads[{i}]", str(e)) from None
+        if found.suffix.lower() == ".onnx":
+            from ..quant.onnx_qdq import is_quantized_onnx
+
+            if is_quantized_onnx(found):
+                raise ConfigError(src, f"workloads[{i}]", f"expected a float model (a sweep quantizes it by its "
+                                  f"recipes); found {w!r}, already quantized (price or run it as it is with "
+                                  f"`accelsim simulate {w}` or `accelsim run --model {w}`)")
     workloads = [rel(w) for w in workloads]
     recipes = str_list("recipes", ["dfq"])
     from ..quant.recipe import load_recipe
