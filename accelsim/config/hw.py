@@ -120,6 +120,10 @@ class Memory:
     interface_bandwidth: str = _spec("enum", "user", choices=("user", "calc"))
     # DRAM energy per bit: "table" uses the energy table's own entry
     dram_type: str = _spec("enum", "table", choices=DRAM_TYPES)
+    # how a layer's stream tiling is chosen: the fewest total cycles (stalls included), or the
+    # least energy (ties to fewer cycles): with bandwidth to spare, the fastest tiling may
+    # re-read more from DRAM than the thriftiest
+    tiling_objective: str = _spec("enum", "cycles", choices=("cycles", "energy"))
 
     @property
     def accumulator_kib(self) -> float:

@@ -169,7 +169,10 @@ def _layer_cost(graph, info, row: dict, hw, costs, timing: str) -> dict:
                           n_scale)
         simulate_dram(lm, hw.memory, hw.clock_mhz)
     else:
-        lm = plan_layer(ex, info.ifmap_elems, bits, hw, ov.param_bytes, power, n_scale)
+        def traffic_energy_pj(candidate) -> float:  # for memory.tiling_objective: energy
+            return math.fsum(energy_by_action(count_actions(ov, candidate, mapping.dataflow), costs).values())
+
+        lm = plan_layer(ex, info.ifmap_elems, bits, hw, ov.param_bytes, power, n_scale, traffic_energy_pj)
     acts = count_actions(ov, lm, mapping.dataflow)
     energy = energy_by_action(acts, costs)
     cyc = {

@@ -67,6 +67,7 @@ import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import simpy
@@ -531,10 +532,15 @@ def stream_tile_candidates(gemm: GemmView, pe, acc_bytes: float, acc_bits: int,
 
 
 def plan_layer(gemm: GemmView, ifmap_elems: int, bits: OperandBits, hw, param_bytes: float = 0.0,
-               extra_cycles: int = 0, n_scale: float = 1.0) -> LayerMemory:
+               extra_cycles: int = 0, n_scale: float = 1.0,
+               energy_pj: Callable[[LayerMemory], float] | None = None) -> LayerMemory:
     """Choose the stream tiling with the fewest total cycles (compute + DRAM stalls, each
     simulated), ties to the least DRAM traffic; native timing. With ``interface_bandwidth:
-    calc`` the untiled schedule (fewest compute cycles) is kept."""
+    calc`` the untiled schedule (fewest compute cycles) is kept.
+
+    energy_pj: with ``memory.tiling_objective: energy``, the caller's price of a candidate's
+    traffic (the cost model's actions x energy table): the tiling of least energy is chosen,
+    ties to fewer cycles (stalls cost time, not energy, so only the chosen one is simulated)."""
     pe, mem = hw.pe_array, hw.memory
     best = None
     # the swept operand per unit of stream tile, in one group set: ws the ifmap per output
@@ -557,6 +563,11 @@ def plan_layer(gemm: GemmView, ifmap_elems: int, bits: OperandBits, hw, param_by
         lm = _layer_memory_reused(args, timeline=False)
         plans.append((max(lm.compute_cycles, lm.dram_bytes / bpc), args))
     plans.sort(key=lambda p: p[0])
+    if energy_pj is not None and mem.tiling_objective == "energy":
+        scored = [(energy_pj(_layer_memory_reused(args, timeline=False)), bound, i) for i, (bound, args) in
+                  enumerate(plans)]
+        _, _, i = min(scored)
+        return simulate_dram(_layer_memory_reused(plans[i][1], timeline=True), mem, hw.clock_mhz)
     for bound, args in plans:
         if best is not None and bound >= best.total_cycles + 1:
             break  # cannot beat the best: compute and transfers are both lower bounds
