@@ -14,15 +14,14 @@ import re
 import subprocess
 import sys
 import zipfile
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import accelsim
-from accelsim.cli import main
 from accelsim.errors import AccelsimError
+from conftest import run_cli
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
@@ -31,16 +30,7 @@ GOOD_LAYERS = "layers:\n  - {name: c1, op: conv2d, out_channels: 4, kernel: 3}\n
 HEAD = "name: net\ninputs: [{name: input, shape: [3, 8, 8]}]\n"
 
 
-def run(argv, cwd: Path):
-    out, err = io.StringIO(), io.StringIO()
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            status = main([str(a) for a in argv])
-    finally:
-        os.chdir(old)
-    return status, out.getvalue(), err.getvalue()
+run = run_cli  # accelsim ARGV in-process from a folder: (status, stdout, stderr)
 
 
 def assert_clean(status, err, file: str, field: str | None, before: set, cwd: Path):

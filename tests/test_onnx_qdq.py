@@ -5,19 +5,16 @@ the test wrote, and executed in integers against onnxruntime running the same fi
 independent implementation); malformed files give one `error:` line naming the node."""
 from __future__ import annotations
 
-import io
-import os
 import re
 import warnings
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import accelsim
-from accelsim.cli import main
 from accelsim.errors import AccelsimError
+from conftest import run_cli
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -193,9 +190,24 @@ def test_16_bit_activations_on_an_8_bit_datapath(tmp_path):
     assert int(r16["activation_bits"].iloc[0]) == 16
 
 
-def test_qoperator_form_loads_and_agrees_with_onnxruntime(tmp_path):
+
+def _quantize_static(src, out, xs, fmt: str) -> None:
+    """onnxruntime's static quantizer (per-channel weights, `fmt` QDQ or QOperator), calibrated on xs."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
 
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"input": xs[i:i + 1]} for i in range(len(xs))])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_static(str(src), str(out), Reader(), quant_format=getattr(QuantFormat, fmt), per_channel=True)
+
+
+def test_qoperator_form_loads_and_agrees_with_onnxruntime(tmp_path):
     fp = tmp_path / "f.onnx"
     # a float conv -> relu -> conv model to quantize
     w1 = RNG.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32)
@@ -211,18 +223,8 @@ def test_qoperator_form_loads_and_agrees_with_onnxruntime(tmp_path):
     m.ir_version = 8
     onnx.save(m, str(fp))
     xs = inputs(32)
-
-    class R(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([{"input": xs[i:i + 1]} for i in range(len(xs))])
-
-        def get_next(self):
-            return next(self.it, None)
-
     out = tmp_path / "q.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_static(str(fp), str(out), R(), quant_format=QuantFormat.QOperator, per_channel=True)
+    _quantize_static(fp, out, xs, "QOperator")
     assert any(n.op_type == "QLinearConv" for n in onnx.load(str(out)).graph.node)
     qg = accelsim.load_model(out)
     assert set(qg.layers) == {"c1_quant", "c2_quant"}
@@ -303,16 +305,7 @@ def test_quantize_cli_writes_qdq_onnx(tmp_path):
 # ----------------------------------------------------------------------------- malformed
 
 
-def run(argv, cwd: Path):
-    out, err = io.StringIO(), io.StringIO()
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            status = main([str(a) for a in argv])
-    finally:
-        os.chdir(old)
-    return status, out.getvalue(), err.getvalue()
+run = run_cli  # accelsim ARGV in-process from a folder: (status, stdout, stderr)
 
 
 def _edit(path, fn):
@@ -382,8 +375,6 @@ def test_unrunnable_format_names_the_layer_and_the_flag(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["QOperator", "QDQ"])
 def test_concat_models_from_quantize_static_agree_with_onnxruntime(fmt, tmp_path):
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
-
     w = [RNG.normal(0, 0.3, s).astype(np.float32) for s in ((4, 3, 3, 3), (4, 3, 1, 1), (2, 8, 1, 1))]
     g = helper.make_graph(
         [helper.make_node("Conv", ["input", "w1"], ["a"], name="c1", pads=[1, 1, 1, 1]),
@@ -397,19 +388,8 @@ def test_concat_models_from_quantize_static_agree_with_onnxruntime(fmt, tmp_path
     m.ir_version = 8
     onnx.save(m, str(tmp_path / "f.onnx"))
     xs = inputs(32)
-
-    class R(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([{"input": xs[i:i + 1]} for i in range(len(xs))])
-
-        def get_next(self):
-            return next(self.it, None)
-
     out = tmp_path / "q.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_static(str(tmp_path / "f.onnx"), str(out), R(), quant_format=getattr(QuantFormat, fmt),
-                        per_channel=True)
+    _quantize_static(tmp_path / "f.onnx", out, xs, fmt)
     if fmt == "QOperator":
         assert any(n.op_type == "QLinearConcat" for n in onnx.load(str(out)).graph.node)
     qg = accelsim.load_model(out)
