@@ -730,15 +730,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .quant.recipe import load_recipe
 
     g = load_model(args.model)
-    summaries = []
+    summaries, names = [], []
     for ref in (args.a, args.b):
         hw = resolve_hw(ref)
+        names.append(hw.name)
         recipe = load_recipe(args.recipe or "dfq", hw)
         if g.has_params:
             summaries.append(run_point(g, hw, recipe, args.data, limit=args.limit, progress=True).summary)
         else:
             summaries.append(price(g, hw, recipe)["summary"])
-    name_a, name_b = (resolve_hw(r).name for r in (args.a, args.b))
+    name_a, name_b = names
     if name_a == name_b:
         name_a, name_b = f"A ({name_a})", f"B ({name_b})"
     df = compare_table(*summaries, name_a, name_b)
